@@ -1,0 +1,232 @@
+//! `wgbench`: the benchmark suite. Every figure is printed beside a baseline measured in the
+//! same run on the same machine, so ratios hold even where absolute times are noise.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Instant;
+use wgtrain::gpu::{shaders, Backend, Dispatch};
+use wgtrain::ops::{Matmul, MatmulSpec};
+use wgtrain::{Gpu, GpuOptions, Tensor};
+
+#[derive(Parser)]
+#[command(name = "wgbench", version, about = "wgtrain benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// GFLOP/s of our matmul vs a plain 64x64-tile kernel and a BLAS-class CPU GEMM.
+    Matmul {
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// Rows (batch x sequence) for the pico-shaped products.
+        #[arg(long, default_value_t = 512)]
+        tokens: usize,
+        /// Largest square size to run (256, 512, ... up to this).
+        #[arg(long, default_value_t = 2048)]
+        max_square: usize,
+        /// Timed repetitions per shape (after one warm-up).
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+    },
+}
+
+struct Shape {
+    name: String,
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_b: bool,
+}
+
+fn shapes(tokens: usize, max_square: usize) -> Vec<Shape> {
+    let mut v = Vec::new();
+    let mut s = 256;
+    while s <= max_square {
+        v.push(Shape {
+            name: format!("square {s}"),
+            m: s,
+            k: s,
+            n: s,
+            trans_b: false,
+        });
+        s *= 2;
+    }
+    let t = tokens;
+    // (what, K, N, B stored [N, K] as a linear layer's weight)
+    let pico: [(&str, usize, usize, bool); 6] = [
+        ("tiny q/o proj", 96, 96, true),
+        ("tiny w_0/w_1", 96, 384, true),
+        ("tiny w_2", 384, 96, true),
+        ("tiny output proj", 96, 50304, true),
+        ("small w_0/w_1", 384, 1536, true),
+        ("small w_2", 1536, 384, true),
+    ];
+    for (what, k, n, tb) in pico {
+        v.push(Shape {
+            name: format!("{what} {t}x{k}x{n}"),
+            m: t,
+            k,
+            n,
+            trans_b: tb,
+        });
+    }
+    v
+}
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+fn time_gpu(gpu: &Gpu, repeats: usize, record: &dyn Fn(&mut wgpu::ComputePass<'_>)) -> f64 {
+    let run = |n: usize| {
+        let mut enc = gpu.encoder();
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+            for _ in 0..n {
+                record(&mut pass);
+            }
+        }
+        gpu.submit(enc);
+        gpu.finish_blocking().expect("GPU error during benchmark");
+    };
+    run(1);
+    let t0 = Instant::now();
+    run(repeats);
+    t0.elapsed().as_secs_f64() / repeats as f64
+}
+
+fn cpu_gemm(s: &Shape, a: &[f32], b: &[f32], c: &mut [f32]) {
+    // B is [K, N] row-major, or [N, K] when trans_b: strides express the transpose.
+    let (rsb, csb) = if s.trans_b {
+        (1, s.k as isize)
+    } else {
+        (s.n as isize, 1)
+    };
+    unsafe {
+        matrixmultiply::sgemm(
+            s.m,
+            s.k,
+            s.n,
+            1.0,
+            a.as_ptr(),
+            s.k as isize,
+            1,
+            b.as_ptr(),
+            rsb,
+            csb,
+            0.0,
+            c.as_mut_ptr(),
+            s.n as isize,
+            1,
+        );
+    }
+}
+
+fn bench_matmul(
+    backend: &str,
+    tokens: usize,
+    max_square: usize,
+    repeats: usize,
+) -> wgtrain::Result<()> {
+    let gpu = Gpu::new_blocking(GpuOptions {
+        backend: backend.parse::<Backend>()?,
+        ..Default::default()
+    })?;
+    println!(
+        "adapter: {} ({}, {}, {})",
+        gpu.adapter.name, gpu.adapter.backend, gpu.adapter.device_type, gpu.adapter.driver_info
+    );
+    println!(
+        "CPU baseline: matrixmultiply sgemm, {} threads",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!();
+    println!(
+        "| shape (M x K x N) | ours GFLOP/s | plain 64x64 kernel GFLOP/s | CPU GEMM GFLOP/s | ours / plain | ours / CPU |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for s in shapes(tokens, max_square) {
+        let flops = 2.0 * (s.m * s.k * s.n) as f64;
+        let a = random(s.m * s.k, 1);
+        let b = random(s.k * s.n, 2);
+        let b_shape = if s.trans_b { [s.n, s.k] } else { [s.k, s.n] };
+        let ta = Tensor::from_f32(&gpu, &[s.m, s.k], &a)?;
+        let tb = Tensor::from_f32(&gpu, &b_shape, &b)?;
+        let tc = Tensor::zeros(&gpu, &[s.m, s.n], wgtrain::gpu::DType::F32)?;
+        let spec = MatmulSpec {
+            trans_b: s.trans_b,
+            ..MatmulSpec::default()
+        };
+        let mm = Matmul::new(&gpu, &ta, &tb, &tc, spec)?;
+        let ours = flops / time_gpu(&gpu, repeats, &|pass| mm.record(pass)) / 1e9;
+        // The plain kernel only does row-major A*B; it runs on the square shapes.
+        let plain = if s.trans_b {
+            None
+        } else {
+            let dims: [u32; 4] = [s.m as u32, s.n as u32, s.k as u32, 0];
+            let d = Dispatch::new(
+                &gpu,
+                &shaders::MATMUL_BASELINE,
+                "matmul_baseline",
+                bytemuck::bytes_of(&dims),
+                &[
+                    &ta.pieces()[0].buffer,
+                    &tb.pieces()[0].buffer,
+                    &tc.pieces()[0].buffer,
+                ],
+                [s.n.div_ceil(64) as u32, s.m.div_ceil(64) as u32, 1],
+            );
+            Some(flops / time_gpu(&gpu, repeats, &|pass| d.record(pass)) / 1e9)
+        };
+        let mut c = vec![0f32; s.m * s.n];
+        cpu_gemm(&s, &a, &b, &mut c);
+        let t0 = Instant::now();
+        for _ in 0..repeats {
+            cpu_gemm(&s, &a, &b, &mut c);
+        }
+        let cpu = flops / (t0.elapsed().as_secs_f64() / repeats as f64) / 1e9;
+        let (plain_s, ratio_plain) = match plain {
+            Some(p) => (format!("{p:.2}"), format!("{:.2}x", ours / p)),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "| {} | {ours:.2} | {plain_s} | {cpu:.2} | {ratio_plain} | {:.3}x |",
+            s.name,
+            ours / cpu
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,wgpu_hal=off"),
+    )
+    .init();
+    let result = match Cli::parse().command {
+        Command::Matmul {
+            backend,
+            tokens,
+            max_square,
+            repeats,
+        } => bench_matmul(&backend, tokens, max_square, repeats),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The GPU context: one adapter, one device and queue, the limits we plan against, and a
+//! cache of compiled pipelines.
+
+use super::backend::{backend_of, Backend};
+use super::shaders::ShaderSource;
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How to open the GPU.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    pub backend: Backend,
+    /// Pretend the adapter's `max_storage_buffer_binding_size` is this many bytes (never more
+    /// than the real one). Tests use it to exercise tensors stored in pieces on small shapes.
+    pub max_binding_bytes: Option<u64>,
+    /// Pretend the adapter allows at most this many workgroups per dispatch dimension.
+    pub max_workgroups_per_dim: Option<u32>,
+}
+
+/// What `wgtrain devices` shows about one adapter.
+#[derive(Clone, Debug)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: &'static str,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pub subgroup_sizes: (u32, u32),
+}
+
+impl AdapterReport {
+    fn of(adapter: &wgpu::Adapter) -> Self {
+        let info = adapter.get_info();
+        AdapterReport {
+            name: info.name.clone(),
+            backend: backend_of(info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: info.driver.clone(),
+            driver_info: info.driver_info.clone(),
+            limits: adapter.limits(),
+            features: adapter.features(),
+            subgroup_sizes: (info.subgroup_min_size, info.subgroup_max_size),
+        }
+    }
+
+    /// The report as the lines `wgtrain devices` prints.
+    pub fn describe(&self) -> String {
+        let l = &self.limits;
+        let has = |f: wgpu::Features| {
+            if self.features.contains(f) {
+                "yes"
+            } else {
+                "no"
+            }
+        };
+        let mib = |b: u64| format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0));
+        format!(
+            "{name}\n  backend: {backend}, type: {ty}, driver: {driver} {info}\n  \
+             max storage binding: {bind}, max buffer: {buf}\n  \
+             workgroup storage: {wgs} B, invocations per workgroup: {inv}, workgroups per dimension: {dim}\n  \
+             subgroup sizes: {smin}..{smax} (subgroups: {sub}), shader-f16: {f16}, timestamp queries: {ts}",
+            name = self.name,
+            backend = self.backend,
+            ty = self.device_type,
+            driver = self.driver,
+            info = self.driver_info,
+            bind = mib(l.max_storage_buffer_binding_size),
+            buf = mib(l.max_buffer_size),
+            wgs = l.max_compute_workgroup_storage_size,
+            inv = l.max_compute_invocations_per_workgroup,
+            dim = l.max_compute_workgroups_per_dimension,
+            smin = self.subgroup_sizes.0,
+            smax = self.subgroup_sizes.1,
+            sub = has(wgpu::Features::SUBGROUP),
+            f16 = has(wgpu::Features::SHADER_F16),
+            ts = has(wgpu::Features::TIMESTAMP_QUERY),
+        )
+    }
+}
+
+/// Every adapter wgpu can see for `backend` (all backends for `auto`).
+pub async fn list_adapters(backend: Backend) -> Result<Vec<AdapterReport>> {
+    check_compiled_in(backend)?;
+    let instance = make_instance(backend);
+    Ok(enumerate(&instance, backend)
+        .await
+        .iter()
+        .map(AdapterReport::of)
+        .collect())
+}
+
+fn make_instance(backend: Backend) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backend.wgpu_backends();
+    wgpu::Instance::new(desc)
+}
+
+fn check_compiled_in(backend: Backend) -> Result<()> {
+    if backend.compiled_in() {
+        Ok(())
+    } else {
+        Err(Error::NoAdapter(format!(
+            "the {backend} backend is not available on this platform: {}",
+            backend.install_hint()
+        )))
+    }
+}
+
+async fn enumerate(instance: &wgpu::Instance, backend: Backend) -> Vec<wgpu::Adapter> {
+    let mut adapters = instance.enumerate_adapters(backend.wgpu_backends()).await;
+    if adapters.is_empty() {
+        // The browser backend does not enumerate; it hands out one adapter on request.
+        let opts = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        };
+        if let Ok(a) = instance.request_adapter(&opts).await {
+            adapters.push(a);
+        }
+    }
+    adapters
+}
+
+/// Lower is better: discrete GPUs first, software renderers last; native APIs before GL.
+fn adapter_rank(adapter: &wgpu::Adapter) -> (u8, u8) {
+    let info = adapter.get_info();
+    let ty = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let api = match info.backend {
+        wgpu::Backend::Gl => 1,
+        _ => 0,
+    };
+    (ty, api)
+}
+
+/// The features we use when present; none of them is required.
+fn wanted_features() -> wgpu::Features {
+    wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP
+}
+
+/// One open GPU: the device everything in wgtrain runs on.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterReport,
+    /// Largest storage binding, in bytes, that tensors are planned against.
+    binding_limit: u64,
+    workgroups_limit: u32,
+    errors: Arc<Mutex<Vec<String>>>,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
+}
+
+impl Gpu {
+    /// Open the best adapter for `options.backend`, requesting the limits the adapter offers.
+    pub async fn new(options: GpuOptions) -> Result<Gpu> {
+        let backend = options.backend;
+        check_compiled_in(backend)?;
+        let instance = make_instance(backend);
+        let mut adapters = enumerate(&instance, backend).await;
+        adapters.sort_by_key(adapter_rank);
+        let Some(adapter) = adapters.into_iter().next() else {
+            return Err(Error::NoAdapter(format!(
+                "no GPU adapter found for backend '{backend}': {}",
+                backend.install_hint()
+            )));
+        };
+        let report = AdapterReport::of(&adapter);
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("wgtrain"),
+            required_features: adapter.features() & wanted_features(),
+            required_limits: adapter.limits(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) =
+            adapter
+                .request_device(&desc)
+                .await
+                .map_err(|e| Error::DeviceRequest {
+                    adapter: report.name.clone(),
+                    reason: e.to_string(),
+                })?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            log::error!("wgpu: {e}");
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.to_string());
+        }));
+        let limits = device.limits();
+        let real_binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let binding_limit = options
+            .max_binding_bytes
+            .map_or(real_binding, |b| b.min(real_binding))
+            .max(4);
+        let workgroups_limit = options
+            .max_workgroups_per_dim
+            .map_or(limits.max_compute_workgroups_per_dimension, |w| {
+                w.min(limits.max_compute_workgroups_per_dimension)
+            })
+            .max(1);
+        Ok(Gpu {
+            device,
+            queue,
+            adapter: report,
+            binding_limit,
+            workgroups_limit,
+            errors,
+            modules: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// [`Gpu::new`], blocking until the device is open (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking(options: GpuOptions) -> Result<Gpu> {
+        pollster::block_on(Self::new(options))
+    }
+
+    /// Largest storage binding in bytes that tensors are split against.
+    pub fn binding_limit(&self) -> u64 {
+        self.binding_limit
+    }
+
+    pub fn workgroups_limit(&self) -> u32 {
+        self.workgroups_limit
+    }
+
+    /// True for software adapters (lavapipe, SwiftShader, WARP), where kernels tuned for CPUs win.
+    pub fn is_cpu(&self) -> bool {
+        self.adapter.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
+    }
+
+    /// Spread `total` workgroups over x, y and z so no dimension exceeds the adapter's limit.
+    /// Kernels rebuild the linear index as `id.x + groups_x * (id.y + groups_y * id.z)` and
+    /// skip indices at or past `total`.
+    pub fn grid(&self, total: u32) -> Result<[u32; 3]> {
+        let lim = self.workgroups_limit;
+        let total = total.max(1);
+        let x = total.min(lim);
+        let y = total.div_ceil(x).min(lim);
+        let z = total.div_ceil(x * y);
+        if z > lim {
+            return Err(Error::TooLarge {
+                detail: format!("{total} workgroups exceed the adapter's dispatch limits"),
+            });
+        }
+        Ok([x, y, z])
+    }
+
+    /// The compute pipeline for `entry` in `shader`, compiled once and cached.
+    pub fn pipeline(
+        &self,
+        shader: &ShaderSource,
+        entry: &'static str,
+    ) -> Arc<wgpu::ComputePipeline> {
+        let key = (shader.file, entry);
+        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
+            return p.clone();
+        }
+        let mut modules = self.modules.lock().unwrap();
+        let module = modules.entry(shader.file).or_insert_with(|| {
+            self.device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.file),
+                    source: wgpu::ShaderSource::Wgsl(shader.code.into()),
+                })
+        });
+        let pipeline = Arc::new(self.device.create_compute_pipeline(
+            &wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            },
+        ));
+        self.pipelines.lock().unwrap().insert(key, pipeline.clone());
+        pipeline
+    }
+
+    pub fn encoder(&self) -> wgpu::CommandEncoder {
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+    }
+
+    pub fn submit(&self, encoder: wgpu::CommandEncoder) -> wgpu::SubmissionIndex {
+        self.queue.submit([encoder.finish()])
+    }
+
+    /// Drive the device until queued work and map callbacks have run. A no-op in the
+    /// browser, where the event loop does this.
+    pub fn poll_wait(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+        }
+    }
+
+    /// Wait until all submitted work has finished, then report any GPU error seen so far.
+    pub async fn finish(&self) -> Result<()> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.queue.on_submitted_work_done(move || {
+            let _ = tx.send(());
+        });
+        self.poll_wait();
+        rx.await
+            .map_err(|_| Error::Readback("the device was lost".into()))?;
+        self.check_errors()
+    }
+
+    /// Blocking [`Gpu::finish`] (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn finish_blocking(&self) -> Result<()> {
+        pollster::block_on(self.finish())
+    }
+
+    /// Turn errors wgpu reported asynchronously (validation, out of memory) into a Result.
+    pub fn check_errors(&self) -> Result<()> {
+        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let all = errors.join("; ");
+        errors.clear();
+        if all.to_lowercase().contains("out of memory") {
+            Err(Error::OutOfMemory {
+                what: "GPU buffers".into(),
+                reason: all,
+            })
+        } else {
+            Err(Error::Invalid(format!("GPU error: {all}")))
+        }
+    }
+}

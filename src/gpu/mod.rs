@@ -1,0 +1,12 @@
+//! Device layer: adapter choice, limits, tensors (bound in pieces when large), pipelines.
+
+mod backend;
+mod context;
+mod dispatch;
+pub mod shaders;
+mod tensor;
+
+pub use backend::Backend;
+pub use context::{list_adapters, AdapterReport, Gpu, GpuOptions};
+pub use dispatch::{record_all, Dispatch};
+pub use tensor::{DType, Piece, Tensor};

@@ -1,0 +1,13 @@
+//! wgtrain: a portable GPU training runtime for pico-lm models, on wgpu and WGSL.
+//!
+//! The layers, bottom up: [`gpu`] owns the device, buffers and pipelines; [`ops`] records
+//! the WGSL kernels of each operation; [`reference`] holds plain-Rust CPU versions of every op,
+//! used as the ground truth in tests.
+
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod reference;
+
+pub use error::{Error, Result};
+pub use gpu::{Backend, Gpu, GpuOptions, Tensor};

@@ -1,0 +1,389 @@
+//! The matmul family: `C = alpha * op(A) * op(B) + beta * C` with op = identity or transpose,
+//! batched (leading dims) and strided, on tensors that may be stored in pieces.
+//!
+//! Shapes: A is `[.., M, K]` (or `[.., K, M]` when `trans_a`), B is `[.., K, N]` (or
+//! `[.., N, K]` when `trans_b`), C is `[.., M, N]`. A 2-D A or B is broadcast over C's batch.
+//! `A·B`, `A·Bᵀ` and `Aᵀ·B` cover a linear layer's forward and both backward products.
+
+use crate::error::{Error, Result};
+use crate::gpu::shaders::MATMUL;
+use crate::gpu::{DType, Dispatch, Gpu, Tensor};
+
+#[derive(Clone, Copy, Debug)]
+pub struct MatmulSpec {
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub alpha: f32,
+    /// 0 overwrites C; 1 accumulates into it.
+    pub beta: f32,
+    pub kernel: MatmulKernel,
+}
+
+impl Default for MatmulSpec {
+    fn default() -> Self {
+        MatmulSpec {
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+            kernel: MatmulKernel::Auto,
+        }
+    }
+}
+
+impl MatmulSpec {
+    /// `C = A · B`
+    pub fn nn() -> Self {
+        Self::default()
+    }
+    /// `C = A · Bᵀ` (a linear layer's forward with weights `[out, in]`).
+    pub fn nt() -> Self {
+        MatmulSpec {
+            trans_b: true,
+            ..Self::default()
+        }
+    }
+    /// `C = Aᵀ · B` (a weight gradient).
+    pub fn tn() -> Self {
+        MatmulSpec {
+            trans_a: true,
+            ..Self::default()
+        }
+    }
+    pub fn scale(self, alpha: f32) -> Self {
+        MatmulSpec { alpha, ..self }
+    }
+    pub fn accumulate(self) -> Self {
+        MatmulSpec { beta: 1.0, ..self }
+    }
+    pub fn with_kernel(self, kernel: MatmulKernel) -> Self {
+        MatmulSpec { kernel, ..self }
+    }
+}
+
+/// Which kernel runs: `Auto` picks `Rows` on software adapters and `Tiled` on GPUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    Auto,
+    Rows,
+    Tiled,
+}
+
+impl MatmulKernel {
+    fn resolve(self, gpu: &Gpu) -> (&'static str, u32, u32) {
+        let rows = match self {
+            MatmulKernel::Auto => gpu.is_cpu(),
+            MatmulKernel::Rows => true,
+            MatmulKernel::Tiled => false,
+        };
+        // (entry point, rows per tile, columns per tile), as the shader defines them.
+        if rows {
+            ("matmul_rows", ROWS_TM, ROWS_WG * ROWS_TN)
+        } else {
+            ("matmul_tiled", 64, 64)
+        }
+    }
+}
+
+/// Tile of `matmul_rows`: must match ROWS_TM, ROWS_WG and ROWS_TN in shaders/matmul.wgsl.
+const ROWS_TM: u32 = 8;
+const ROWS_WG: u32 = 16;
+const ROWS_TN: u32 = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_off: u32,
+    a_rs: u32,
+    a_cs: u32,
+    a_bs: u32,
+    b_off: u32,
+    b_rs: u32,
+    b_cs: u32,
+    b_bs: u32,
+    c_off: u32,
+    c_rs: u32,
+    c_bs: u32,
+    groups_x: u32,
+    alpha: f32,
+    beta: f32,
+    tiles_m: u32,
+    tiles_n: u32,
+    groups_y: u32,
+    pad: [u32; 3],
+}
+
+/// A prepared matmul: one dispatch, or several when operands are stored in pieces.
+pub struct Matmul {
+    dispatches: Vec<Dispatch>,
+}
+
+/// The shape of one operand as a stack of matrices.
+struct Operand<'t> {
+    t: &'t Tensor,
+    /// Rows and columns of one matrix as stored.
+    rows: usize,
+    cols: usize,
+    /// 1 when broadcast over the batch.
+    batch: usize,
+}
+
+impl<'t> Operand<'t> {
+    fn of(t: &'t Tensor, name: &str) -> Result<Self> {
+        let s = t.shape();
+        if s.len() < 2 {
+            return Err(Error::Shape {
+                op: "matmul",
+                detail: format!("{name} must have at least 2 dims, got {s:?}"),
+            });
+        }
+        if t.dtype() != DType::F32 {
+            return Err(Error::Shape {
+                op: "matmul",
+                detail: format!("{name} must be f32, got {:?}", t.dtype()),
+            });
+        }
+        Ok(Operand {
+            t,
+            rows: s[s.len() - 2],
+            cols: s[s.len() - 1],
+            batch: s[..s.len() - 2].iter().product(),
+        })
+    }
+
+    fn matrix_len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Flattened row index of row `r` of matrix `b` (broadcast operands ignore `b`).
+    fn flat_row(&self, b: usize, r: usize) -> usize {
+        if self.batch == 1 {
+            r
+        } else {
+            b * self.rows + r
+        }
+    }
+
+    /// Piece starts inside matrix `b`, as row indices of that matrix.
+    fn cuts(&self, b: usize) -> Vec<usize> {
+        let first = self.flat_row(b, 0);
+        self.t
+            .piece_starts()
+            .into_iter()
+            .filter(|&s| s > first && s < first + self.rows)
+            .map(|s| s - first)
+            .collect()
+    }
+
+    /// Buffer and element offset of element (r, c) of matrix `b`.
+    fn locate(&self, b: usize, r: usize, c: usize) -> (&'t wgpu::Buffer, usize) {
+        let (piece, local) = self.t.piece_of_row(self.flat_row(b, r));
+        (&piece.buffer, local * self.cols + c)
+    }
+}
+
+fn intervals(len: usize, mut cuts: Vec<usize>) -> Vec<(usize, usize)> {
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for c in cuts.into_iter().chain(std::iter::once(len)) {
+        if c > start {
+            out.push((start, c));
+            start = c;
+        }
+    }
+    if out.is_empty() {
+        out.push((0, len));
+    }
+    out
+}
+
+fn to_u32(v: usize, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::TooLarge {
+        detail: format!("{what} = {v} does not fit the kernel's 32-bit indices"),
+    })
+}
+
+impl Matmul {
+    pub fn new(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, spec: MatmulSpec) -> Result<Matmul> {
+        let (oa, ob, oc) = (
+            Operand::of(a, "A")?,
+            Operand::of(b, "B")?,
+            Operand::of(c, "C")?,
+        );
+        let (m, ka) = if spec.trans_a {
+            (oa.cols, oa.rows)
+        } else {
+            (oa.rows, oa.cols)
+        };
+        let (kb, n) = if spec.trans_b {
+            (ob.cols, ob.rows)
+        } else {
+            (ob.rows, ob.cols)
+        };
+        let shape_err = |detail: String| Error::Shape {
+            op: "matmul",
+            detail,
+        };
+        if ka != kb {
+            return Err(shape_err(format!(
+                "inner dimensions differ: A {:?} (trans {}) and B {:?} (trans {})",
+                a.shape(),
+                spec.trans_a,
+                b.shape(),
+                spec.trans_b
+            )));
+        }
+        if oc.rows != m || oc.cols != n {
+            return Err(shape_err(format!(
+                "C is {:?}, expected [.., {m}, {n}]",
+                c.shape()
+            )));
+        }
+        let batch = oc.batch;
+        for (o, name) in [(&oa, "A"), (&ob, "B")] {
+            if o.batch != batch && o.batch != 1 {
+                return Err(shape_err(format!(
+                    "{name} has batch {} but C has batch {batch}",
+                    o.batch
+                )));
+            }
+        }
+        if std::ptr::eq(a, c) || std::ptr::eq(b, c) {
+            return Err(shape_err("C must not alias A or B".into()));
+        }
+        let k = ka;
+        let (entry, tile_m, tile_n) = spec.kernel.resolve(gpu);
+
+        let single = [&oa, &ob, &oc].iter().all(|o| o.t.pieces().len() == 1);
+        let mut dispatches = Vec::new();
+        let mut emit = |bi: usize,
+                        nb: usize,
+                        (m0, m1): (usize, usize),
+                        (n0, n1): (usize, usize),
+                        (k0, k1): (usize, usize),
+                        beta: f32|
+         -> Result<()> {
+            let (mm, nn, kk) = (m1 - m0, n1 - n0, k1 - k0);
+            let (a_buf, a_off) = if spec.trans_a {
+                oa.locate(bi, k0, m0)
+            } else {
+                oa.locate(bi, m0, k0)
+            };
+            let (b_buf, b_off) = if spec.trans_b {
+                ob.locate(bi, n0, k0)
+            } else {
+                ob.locate(bi, k0, n0)
+            };
+            let (c_buf, c_off) = oc.locate(bi, m0, n0);
+            let (a_rs, a_cs) = if spec.trans_a {
+                (1, oa.cols)
+            } else {
+                (oa.cols, 1)
+            };
+            let (b_rs, b_cs) = if spec.trans_b {
+                (1, ob.cols)
+            } else {
+                (ob.cols, 1)
+            };
+            let stride = |o: &Operand| if o.batch == 1 { 0 } else { o.matrix_len() };
+            let tiles_m = mm.div_ceil(tile_m as usize);
+            let tiles_n = nn.div_ceil(tile_n as usize);
+            let total = to_u32(tiles_m * tiles_n * nb, "workgroups")?;
+            let grid = gpu.grid(total)?;
+            let params = Params {
+                m: to_u32(mm, "M")?,
+                n: to_u32(nn, "N")?,
+                k: to_u32(kk, "K")?,
+                batch: nb as u32,
+                a_off: to_u32(a_off, "A offset")?,
+                a_rs: to_u32(a_rs, "A stride")?,
+                a_cs: to_u32(a_cs, "A stride")?,
+                a_bs: to_u32(stride(&oa), "A batch stride")?,
+                b_off: to_u32(b_off, "B offset")?,
+                b_rs: to_u32(b_rs, "B stride")?,
+                b_cs: to_u32(b_cs, "B stride")?,
+                b_bs: to_u32(stride(&ob), "B batch stride")?,
+                c_off: to_u32(c_off, "C offset")?,
+                c_rs: to_u32(oc.cols, "C stride")?,
+                c_bs: to_u32(stride(&oc), "C batch stride")?,
+                groups_x: grid[0],
+                alpha: spec.alpha,
+                beta,
+                tiles_m: tiles_m as u32,
+                tiles_n: tiles_n as u32,
+                groups_y: grid[1],
+                pad: [0; 3],
+            };
+            dispatches.push(Dispatch::new(
+                gpu,
+                &MATMUL,
+                entry,
+                bytemuck::bytes_of(&params),
+                &[a_buf, b_buf, c_buf],
+                grid,
+            ));
+            Ok(())
+        };
+
+        if single {
+            emit(0, batch, (0, m), (0, n), (0, k), spec.beta)?;
+        } else {
+            // Split along every piece boundary of every operand, one batch at a time; the
+            // K-slices after the first accumulate into C.
+            for bi in 0..batch {
+                let mut m_cuts = oc.cuts(bi);
+                let mut n_cuts = Vec::new();
+                let mut k_cuts = Vec::new();
+                if spec.trans_a {
+                    k_cuts.extend(oa.cuts(bi));
+                } else {
+                    m_cuts.extend(oa.cuts(bi));
+                }
+                if spec.trans_b {
+                    n_cuts.extend(ob.cuts(bi));
+                } else {
+                    k_cuts.extend(ob.cuts(bi));
+                }
+                for mr in intervals(m, m_cuts) {
+                    for nr in intervals(n, n_cuts.clone()) {
+                        for (i, kr) in intervals(k, k_cuts.clone()).into_iter().enumerate() {
+                            let beta = if i == 0 { spec.beta } else { 1.0 };
+                            emit(bi, 1, mr, nr, kr, beta)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Matmul { dispatches })
+    }
+
+    /// Number of dispatches (more than one when operands are stored in pieces).
+    pub fn dispatch_count(&self) -> usize {
+        self.dispatches.len()
+    }
+
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for d in &self.dispatches {
+            d.record(pass);
+        }
+    }
+
+    /// Record into a fresh encoder and submit (does not wait).
+    pub fn run(&self, gpu: &Gpu) {
+        let mut encoder = gpu.encoder();
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("matmul"),
+                timestamp_writes: None,
+            });
+            self.record(&mut pass);
+        }
+        gpu.submit(encoder);
+    }
+}

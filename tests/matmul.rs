@@ -1,0 +1,332 @@
+//! The matmul family on the GPU against the f64 CPU reference: three layouts, both kernels,
+//! ragged and tiny shapes, batching and broadcasting, the epilogue, tensors bound in pieces,
+//! and grids folded past the dispatch-dimension limit.
+
+mod common;
+
+use common::{assert_close, gpu, gpu_with, random};
+use wgtrain::gpu::DType;
+use wgtrain::ops::{Matmul, MatmulKernel, MatmulSpec};
+use wgtrain::{reference, Gpu, GpuOptions, Tensor};
+
+/// f32 products of K terms in [-1, 1): error grows like sqrt(K) * eps; this bound holds with
+/// a wide margin for K up to a few thousand.
+fn tol(k: usize) -> (f32, f32) {
+    (1e-5 * (k as f32).sqrt().max(1.0) * 4.0, 1e-5)
+}
+
+struct Case {
+    batch_a: usize,
+    batch_b: usize,
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+fn shape(batch: usize, r: usize, c: usize) -> Vec<usize> {
+    if batch == 1 {
+        vec![r, c]
+    } else {
+        vec![batch, r, c]
+    }
+}
+
+/// Run one case on the GPU and the reference; returns how many dispatches the op needed.
+fn check(gpu: &Gpu, case: &Case, spec: MatmulSpec, seed: u64) -> usize {
+    let (m, n, k) = (case.m, case.n, case.k);
+    let a_shape = if spec.trans_a {
+        shape(case.batch_a, k, m)
+    } else {
+        shape(case.batch_a, m, k)
+    };
+    let b_shape = if spec.trans_b {
+        shape(case.batch_b, n, k)
+    } else {
+        shape(case.batch_b, k, n)
+    };
+    let c_shape = shape(case.batch, m, n);
+    let a = random(a_shape.iter().product(), seed);
+    let b = random(b_shape.iter().product(), seed + 1);
+    let c0 = random(c_shape.iter().product(), seed + 2);
+    let ta = Tensor::from_f32(gpu, &a_shape, &a).unwrap();
+    let tb = Tensor::from_f32(gpu, &b_shape, &b).unwrap();
+    let tc = Tensor::from_f32(gpu, &c_shape, &c0).unwrap();
+    let op = Matmul::new(gpu, &ta, &tb, &tc, spec).unwrap();
+    op.run(gpu);
+    let got = tc.to_vec_f32(gpu).unwrap();
+    let mut want = c0.clone();
+    reference::matmul(&a, &a_shape, &b, &b_shape, &mut want, &c_shape, &spec);
+    let (atol, rtol) = tol(k);
+    let what = format!(
+        "{:?} batch {}/{}/{} m{m} n{n} k{k} trans_a {} trans_b {} alpha {} beta {}",
+        spec.kernel,
+        case.batch_a,
+        case.batch_b,
+        case.batch,
+        spec.trans_a,
+        spec.trans_b,
+        spec.alpha,
+        spec.beta
+    );
+    assert_close(&got, &want, atol, rtol, &what);
+    op.dispatch_count()
+}
+
+const LAYOUTS: [(bool, bool); 3] = [(false, false), (false, true), (true, false)];
+const KERNELS: [MatmulKernel; 2] = [MatmulKernel::Rows, MatmulKernel::Tiled];
+
+fn plain(m: usize, n: usize, k: usize) -> Case {
+    Case {
+        batch_a: 1,
+        batch_b: 1,
+        batch: 1,
+        m,
+        n,
+        k,
+    }
+}
+
+#[test]
+fn all_layouts_on_ragged_shapes_with_both_kernels() {
+    let gpu = gpu();
+    let shapes = [
+        (1, 1, 1),
+        (1, 7, 3),
+        (5, 1, 9),
+        (7, 13, 5),
+        (17, 31, 67),
+        (64, 64, 64),
+        (65, 63, 16),
+        (97, 131, 89),
+        (3, 257, 2),
+        (8, 96, 384),
+    ];
+    let mut seed = 10;
+    for kernel in KERNELS {
+        for (ta, tb) in LAYOUTS {
+            for &(m, n, k) in &shapes {
+                let spec = MatmulSpec {
+                    trans_a: ta,
+                    trans_b: tb,
+                    kernel,
+                    ..MatmulSpec::default()
+                };
+                check(&gpu, &plain(m, n, k), spec, seed);
+                seed += 3;
+            }
+        }
+    }
+}
+
+#[test]
+fn zero_inner_dimension_gives_beta_times_c() {
+    let gpu = gpu();
+    for kernel in KERNELS {
+        let spec = MatmulSpec::nn().scale(2.0).accumulate().with_kernel(kernel);
+        check(&gpu, &plain(5, 6, 0), spec, 1);
+    }
+}
+
+#[test]
+fn batched_and_broadcast_operands() {
+    let gpu = gpu();
+    let cases = [
+        // (batch_a, batch_b, batch)
+        (3, 3, 3),
+        (4, 1, 4), // shared weight B
+        (1, 2, 2), // shared A
+    ];
+    let mut seed = 100;
+    for kernel in KERNELS {
+        for (ta, tb) in LAYOUTS {
+            for &(ba, bb, bc) in &cases {
+                let case = Case {
+                    batch_a: ba,
+                    batch_b: bb,
+                    batch: bc,
+                    m: 19,
+                    n: 70,
+                    k: 33,
+                };
+                let spec = MatmulSpec {
+                    trans_a: ta,
+                    trans_b: tb,
+                    kernel,
+                    ..MatmulSpec::default()
+                };
+                check(&gpu, &case, spec, seed);
+                seed += 3;
+            }
+        }
+    }
+}
+
+#[test]
+fn epilogue_scales_and_accumulates() {
+    let gpu = gpu();
+    for kernel in KERNELS {
+        for (ta, tb) in LAYOUTS {
+            let base = MatmulSpec {
+                trans_a: ta,
+                trans_b: tb,
+                kernel,
+                ..MatmulSpec::default()
+            };
+            check(&gpu, &plain(23, 41, 17), base.scale(0.25), 7);
+            check(&gpu, &plain(23, 41, 17), base.accumulate(), 8);
+            check(&gpu, &plain(23, 41, 17), base.scale(-1.5).accumulate(), 9);
+        }
+    }
+}
+
+#[test]
+fn beta_zero_never_reads_c() {
+    let gpu = gpu();
+    for kernel in KERNELS {
+        let a = random(6 * 4, 1);
+        let b = random(4 * 5, 2);
+        let ta = Tensor::from_f32(&gpu, &[6, 4], &a).unwrap();
+        let tb = Tensor::from_f32(&gpu, &[4, 5], &b).unwrap();
+        let tc = Tensor::from_f32(&gpu, &[6, 5], &[f32::NAN; 30]).unwrap();
+        let spec = MatmulSpec::nn().with_kernel(kernel);
+        Matmul::new(&gpu, &ta, &tb, &tc, spec).unwrap().run(&gpu);
+        let got = tc.to_vec_f32(&gpu).unwrap();
+        let mut want = vec![0.0; 30];
+        reference::matmul(&a, &[6, 4], &b, &[4, 5], &mut want, &[6, 5], &spec);
+        assert_close(&got, &want, 1e-5, 1e-5, "NaN in C with beta = 0");
+    }
+}
+
+#[test]
+fn tensors_bound_in_pieces() {
+    // A binding limit of 1 KiB splits every operand below into several buffers, as pico's
+    // output projection is split on adapters with a 128 MiB limit.
+    let gpu = gpu_with(GpuOptions {
+        max_binding_bytes: Some(1024),
+        ..Default::default()
+    });
+    let t = Tensor::zeros(&gpu, &[50, 30], DType::F32).unwrap();
+    assert_eq!(
+        t.pieces().len(),
+        7,
+        "30 floats per row: 8 rows per 1 KiB piece, 50 rows"
+    );
+    let mut seed = 500;
+    for kernel in KERNELS {
+        for (ta, tb) in LAYOUTS {
+            for case in [
+                plain(37, 45, 29),
+                plain(70, 9, 100),
+                Case {
+                    batch_a: 3,
+                    batch_b: 1,
+                    batch: 3,
+                    m: 21,
+                    n: 40,
+                    k: 13,
+                },
+            ] {
+                for spec in [
+                    MatmulSpec::default(),
+                    MatmulSpec::default().scale(0.5).accumulate(),
+                ] {
+                    let spec = MatmulSpec {
+                        trans_a: ta,
+                        trans_b: tb,
+                        kernel,
+                        ..spec
+                    };
+                    let dispatches = check(&gpu, &case, spec, seed);
+                    assert!(dispatches > 1, "operands in pieces must split the work");
+                    seed += 3;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_row_larger_than_the_binding_limit_is_a_clear_error() {
+    let gpu = gpu_with(GpuOptions {
+        max_binding_bytes: Some(64),
+        ..Default::default()
+    });
+    let err = Tensor::zeros(&gpu, &[2, 100], DType::F32).err().unwrap();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("400 bytes") && msg.contains("wgtrain devices"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn grids_fold_past_the_dispatch_dimension_limit() {
+    // With at most 16 workgroups per dimension, these need folding over y and z.
+    let gpu = gpu_with(GpuOptions {
+        max_workgroups_per_dim: Some(16),
+        ..Default::default()
+    });
+    for kernel in KERNELS {
+        for (ta, tb) in LAYOUTS {
+            let spec = MatmulSpec {
+                trans_a: ta,
+                trans_b: tb,
+                kernel,
+                ..MatmulSpec::default()
+            };
+            check(&gpu, &plain(200, 300, 7), spec, 42);
+            check(&gpu, &plain(600, 600, 3), spec, 44);
+            check(&gpu, &plain(1100, 1100, 3), spec, 45);
+            let batched = Case {
+                batch_a: 9,
+                batch_b: 9,
+                batch: 9,
+                m: 10,
+                n: 70,
+                k: 3,
+            };
+            check(&gpu, &batched, spec, 43);
+        }
+    }
+}
+
+#[test]
+fn more_workgroups_than_one_dimension_allows_on_the_real_limit() {
+    // 70 000 independent 1x1x2 products: one workgroup each, beyond 65 535 in one dimension.
+    let gpu = gpu();
+    let case = Case {
+        batch_a: 70_000,
+        batch_b: 70_000,
+        batch: 70_000,
+        m: 1,
+        n: 1,
+        k: 2,
+    };
+    check(
+        &gpu,
+        &case,
+        MatmulSpec::nn().with_kernel(MatmulKernel::Rows),
+        77,
+    );
+}
+
+#[test]
+fn shape_errors_name_the_problem() {
+    let gpu = gpu();
+    let a = Tensor::zeros(&gpu, &[4, 5], DType::F32).unwrap();
+    let b = Tensor::zeros(&gpu, &[6, 7], DType::F32).unwrap();
+    let c = Tensor::zeros(&gpu, &[4, 7], DType::F32).unwrap();
+    let msg = Matmul::new(&gpu, &a, &b, &c, MatmulSpec::nn())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("inner dimensions differ"), "{msg}");
+    let b = Tensor::zeros(&gpu, &[5, 7], DType::F32).unwrap();
+    let c_wrong = Tensor::zeros(&gpu, &[4, 8], DType::F32).unwrap();
+    let msg = Matmul::new(&gpu, &a, &b, &c_wrong, MatmulSpec::nn())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("expected [.., 4, 7]"), "{msg}");
+}
