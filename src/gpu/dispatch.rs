@@ -15,12 +15,31 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
+    /// A dispatch whose storage buffers take bindings 1, 2, ... in order.
     pub fn new(
         gpu: &Gpu,
         shader: &ShaderSource,
         entry: &'static str,
         params: &[u8],
         buffers: &[&wgpu::Buffer],
+        workgroups: [u32; 3],
+    ) -> Dispatch {
+        let numbered: Vec<(u32, &wgpu::Buffer)> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as u32 + 1, *b))
+            .collect();
+        Self::with_bindings(gpu, shader, entry, params, &numbered, workgroups)
+    }
+
+    /// A dispatch with explicit binding numbers, for entry points that use only some of the
+    /// bindings their shader file declares.
+    pub fn with_bindings(
+        gpu: &Gpu,
+        shader: &ShaderSource,
+        entry: &'static str,
+        params: &[u8],
+        buffers: &[(u32, &wgpu::Buffer)],
         workgroups: [u32; 3],
     ) -> Dispatch {
         let pipeline = gpu.pipeline(shader, entry);
@@ -35,15 +54,10 @@ impl Dispatch {
             binding: 0,
             resource: uniform.as_entire_binding(),
         }];
-        entries.extend(
-            buffers
-                .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: i as u32 + 1,
-                    resource: b.as_entire_binding(),
-                }),
-        );
+        entries.extend(buffers.iter().map(|(binding, b)| wgpu::BindGroupEntry {
+            binding: *binding,
+            resource: b.as_entire_binding(),
+        }));
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(entry),
             layout: &pipeline.get_bind_group_layout(0),
@@ -73,4 +87,11 @@ pub fn record_all(encoder: &mut wgpu::CommandEncoder, dispatches: &[Dispatch]) {
     for d in dispatches {
         d.record(&mut pass);
     }
+}
+
+/// Record `dispatches` into a fresh encoder and submit (does not wait).
+pub fn run_all(gpu: &Gpu, dispatches: &[Dispatch]) {
+    let mut encoder = gpu.encoder();
+    record_all(&mut encoder, dispatches);
+    gpu.submit(encoder);
 }

@@ -8,5 +8,5 @@ mod tensor;
 
 pub use backend::Backend;
 pub use context::{list_adapters, AdapterReport, Gpu, GpuOptions};
-pub use dispatch::{record_all, Dispatch};
+pub use dispatch::{record_all, run_all, Dispatch};
 pub use tensor::{DType, Piece, Tensor};

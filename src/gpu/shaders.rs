@@ -16,5 +16,8 @@ macro_rules! shader {
 
 shader!(MATMUL, "matmul.wgsl");
 shader!(MATMUL_BASELINE, "matmul_baseline.wgsl");
+shader!(RMSNORM, "rmsnorm.wgsl");
+shader!(ROPE, "rope.wgsl");
+shader!(SWIGLU, "swiglu.wgsl");
 
-pub const ALL: &[&ShaderSource] = &[&MATMUL, &MATMUL_BASELINE];
+pub const ALL: &[&ShaderSource] = &[&MATMUL, &MATMUL_BASELINE, &RMSNORM, &ROPE, &SWIGLU];

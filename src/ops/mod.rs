@@ -1,6 +1,11 @@
 //! GPU operations. Each op binds its shader, checks shapes, and prepares dispatches once;
-//! recording them into an encoder is cheap and allocation-free.
+//! recording them into an encoder is cheap and allocation-free. Forward and backward of an
+//! op sit side by side in its module.
 
+mod common;
 pub mod matmul;
+pub mod rmsnorm;
+pub mod rope;
+pub mod swiglu;
 
 pub use matmul::{Matmul, MatmulKernel, MatmulSpec};

@@ -1,0 +1,62 @@
+//! Small checks and grid helpers shared by the elementwise and row-wise ops.
+
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Gpu, Tensor};
+
+/// The one buffer of a tensor that these ops need whole. Activations of the model sizes we
+/// train fit one binding; only the vocabulary-sized matrices are split, and the matmul and
+/// cross-entropy handle those.
+pub fn whole<'t>(t: &'t Tensor, op: &'static str, name: &str) -> Result<&'t wgpu::Buffer> {
+    if t.dtype() != DType::F32 {
+        return Err(Error::Shape {
+            op,
+            detail: format!("{name} must be f32, got {:?}", t.dtype()),
+        });
+    }
+    match t.pieces() {
+        [p] => Ok(&p.buffer),
+        _ => Err(Error::TooLarge {
+            detail: format!(
+                "{op}: {name} {:?} exceeds one storage binding; reduce the batch size or sequence length",
+                t.shape()
+            ),
+        }),
+    }
+}
+
+pub fn same_shape(op: &'static str, a: &Tensor, b: &Tensor, names: (&str, &str)) -> Result<()> {
+    if a.shape() == b.shape() {
+        Ok(())
+    } else {
+        Err(Error::Shape {
+            op,
+            detail: format!(
+                "{} is {:?} but {} is {:?}",
+                names.0,
+                a.shape(),
+                names.1,
+                b.shape()
+            ),
+        })
+    }
+}
+
+/// A 2-D grid (kernels index `id.x + id.y * groups_x`) of `groups` workgroups.
+pub fn grid_2d(gpu: &Gpu, groups: usize) -> Result<[u32; 3]> {
+    let groups = u32::try_from(groups).map_err(|_| Error::TooLarge {
+        detail: format!("{groups} workgroups"),
+    })?;
+    let g = gpu.grid(groups)?;
+    if g[2] != 1 {
+        return Err(Error::TooLarge {
+            detail: format!("{groups} workgroups exceed a 2-D dispatch"),
+        });
+    }
+    Ok(g)
+}
+
+pub fn to_u32(v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::TooLarge {
+        detail: format!("{v} does not fit the kernel's 32-bit indices"),
+    })
+}

@@ -1,0 +1,167 @@
+//! RMSNorm, SwiGLU and RoPE on the GPU, forward and backward, against the CPU reference
+//! (whose backward passes are themselves checked by finite differences in
+//! `reference_gradients.rs`). Shapes include odd sizes and rows longer than a workgroup.
+
+mod common;
+
+use common::{assert_close, gpu, random};
+use wgtrain::gpu::{run_all, DType, Gpu};
+use wgtrain::ops::{rmsnorm, rope, swiglu};
+use wgtrain::{reference, Tensor};
+
+fn upload(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Tensor {
+    Tensor::from_f32(gpu, shape, data).unwrap()
+}
+
+fn zeros(gpu: &Gpu, shape: &[usize]) -> Tensor {
+    Tensor::zeros(gpu, shape, DType::F32).unwrap()
+}
+
+#[test]
+fn rmsnorm_forward_and_backward_match_the_reference() {
+    let gpu = gpu();
+    let eps = 1e-6;
+    for (rows, d) in [(1, 1), (3, 7), (5, 96), (4, 130), (2, 384)] {
+        let x = random(rows * d, 1 + d as u64);
+        let w = random(d, 2 + d as u64);
+        let dy = random(rows * d, 3 + d as u64);
+        let (tx, tw, tdy) = (
+            upload(&gpu, &[rows, d], &x),
+            upload(&gpu, &[d], &w),
+            upload(&gpu, &[rows, d], &dy),
+        );
+        let (ty, trstd, tdx, tdw) = (
+            zeros(&gpu, &[rows, d]),
+            zeros(&gpu, &[rows]),
+            zeros(&gpu, &[rows, d]),
+            zeros(&gpu, &[d]),
+        );
+        let fwd = rmsnorm::forward(&gpu, &tx, &tw, eps, &ty, &trstd).unwrap();
+        let [bi, bw] = rmsnorm::backward(&gpu, &tx, &tw, &trstd, &tdy, eps, &tdx, &tdw).unwrap();
+        run_all(&gpu, &[fwd, bi, bw]);
+        let what = format!("rmsnorm {rows}x{d}");
+        assert_close(
+            &ty.to_vec_f32(&gpu).unwrap(),
+            &reference::rmsnorm::rmsnorm(&x, &w, eps),
+            1e-5,
+            1e-5,
+            &what,
+        );
+        assert_close(
+            &trstd.to_vec_f32(&gpu).unwrap(),
+            &reference::rmsnorm::rmsnorm_rstd(&x, d, eps),
+            1e-5,
+            1e-5,
+            &what,
+        );
+        let (dx, dw) = reference::rmsnorm::rmsnorm_backward(&x, &w, &dy, eps);
+        assert_close(
+            &tdx.to_vec_f32(&gpu).unwrap(),
+            &dx,
+            1e-5,
+            1e-4,
+            &format!("{what} dx"),
+        );
+        assert_close(
+            &tdw.to_vec_f32(&gpu).unwrap(),
+            &dw,
+            1e-5,
+            1e-4,
+            &format!("{what} dw"),
+        );
+    }
+}
+
+#[test]
+fn rmsnorm_rejects_a_weight_of_the_wrong_length() {
+    let gpu = gpu();
+    let (x, w, y, r) = (
+        zeros(&gpu, &[2, 8]),
+        zeros(&gpu, &[7]),
+        zeros(&gpu, &[2, 8]),
+        zeros(&gpu, &[2]),
+    );
+    let msg = rmsnorm::forward(&gpu, &x, &w, 1e-6, &y, &r)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("weight is [7], expected [8]"), "{msg}");
+}
+
+#[test]
+fn swiglu_forward_and_backward_match_the_reference() {
+    let gpu = gpu();
+    for n in [1, 7, 257, 3 * 384] {
+        // Wide range: silu's tails matter.
+        let g: Vec<f32> = random(n, 10 + n as u64).iter().map(|v| v * 12.0).collect();
+        let u = random(n, 11 + n as u64);
+        let dh = random(n, 12 + n as u64);
+        let (tg, tu, tdh) = (
+            upload(&gpu, &[n], &g),
+            upload(&gpu, &[n], &u),
+            upload(&gpu, &[n], &dh),
+        );
+        let (th, tdg, tdu) = (zeros(&gpu, &[n]), zeros(&gpu, &[n]), zeros(&gpu, &[n]));
+        let f = swiglu::forward(&gpu, &tg, &tu, &th).unwrap();
+        let b = swiglu::backward(&gpu, &tg, &tu, &tdh, &tdg, &tdu).unwrap();
+        run_all(&gpu, &[f, b]);
+        let what = format!("swiglu n={n}");
+        assert_close(
+            &th.to_vec_f32(&gpu).unwrap(),
+            &reference::swiglu::swiglu(&g, &u),
+            1e-5,
+            1e-5,
+            &what,
+        );
+        let (dg, du) = reference::swiglu::swiglu_backward(&g, &u, &dh);
+        assert_close(
+            &tdg.to_vec_f32(&gpu).unwrap(),
+            &dg,
+            1e-5,
+            1e-5,
+            &format!("{what} dg"),
+        );
+        assert_close(
+            &tdu.to_vec_f32(&gpu).unwrap(),
+            &du,
+            1e-5,
+            1e-5,
+            &format!("{what} du"),
+        );
+    }
+}
+
+#[test]
+fn rope_forward_and_backward_match_the_reference() {
+    let gpu = gpu();
+    let theta = 10000.0;
+    for (b, t, h, hd) in [(1, 1, 1, 2), (2, 7, 3, 4), (1, 33, 12, 8), (2, 5, 4, 32)] {
+        let n = b * t * h * hd;
+        let x = random(n, 20 + n as u64);
+        let shape = [b, t, h, hd];
+        let table = upload(&gpu, &[t, hd], &rope::table(t, hd, theta as f64));
+        let (tx, ty, tdx) = (
+            upload(&gpu, &shape, &x),
+            zeros(&gpu, &shape),
+            zeros(&gpu, &shape),
+        );
+        let f = rope::apply(&gpu, &tx, &table, &ty, false).unwrap();
+        let bwd = rope::apply(&gpu, &tx, &table, &tdx, true).unwrap();
+        run_all(&gpu, &[f, bwd]);
+        let what = format!("rope {shape:?}");
+        assert_close(
+            &ty.to_vec_f32(&gpu).unwrap(),
+            &reference::rope::rope(&x, t, h, hd, theta),
+            1e-5,
+            1e-5,
+            &what,
+        );
+        assert_close(
+            &tdx.to_vec_f32(&gpu).unwrap(),
+            &reference::rope::rope_backward(&x, t, h, hd, theta),
+            1e-5,
+            1e-5,
+            &format!("{what} backward"),
+        );
+    }
+}
