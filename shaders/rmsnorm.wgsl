@@ -71,8 +71,9 @@ fn rmsnorm_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
     }
 }
 
-// Backward, part 2 (one lane per column): dw_j = sum over rows of dy_j * x_j * r, rows in
-// order (no atomics), written to `y` (the dw buffer here), overwriting it.
+// Backward, part 2 (one lane per column): dw_j += sum over rows of dy_j * x_j * r, rows in
+// order (no atomics), into `y` (the dw buffer here). Like every parameter gradient, it
+// accumulates, so micro-batches add up until the gradients are cleared.
 @compute @workgroup_size(64)
 fn rmsnorm_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
@@ -83,5 +84,5 @@ fn rmsnorm_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var row = 0u; row < p.rows; row++) {
         acc += dy[row * p.d + j] * x[row * p.d + j] * rstd[row];
     }
-    y[j] = acc;
+    y[j] += acc;
 }

@@ -1,5 +1,6 @@
 //! One error type for the library: every message says what went wrong and what to do about it.
 
+use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -30,6 +31,26 @@ pub enum Error {
 
     #[error("{0}")]
     Invalid(String),
+
+    /// A model config value that cannot work (a zero size, heads that do not divide, ...).
+    #[error("invalid model config: `{key}` {problem}")]
+    Config { key: String, problem: String },
+
+    /// A checkpoint or safetensors file that cannot be read or written, or that does not match
+    /// the model: `path` is the file (or checkpoint directory), `tensor` the tensor concerned.
+    #[error("{}", file_message(.path, .tensor.as_deref(), .problem))]
+    Checkpoint {
+        path: PathBuf,
+        tensor: Option<String>,
+        problem: String,
+    },
+}
+
+fn file_message(path: &Path, tensor: Option<&str>, problem: &str) -> String {
+    match tensor {
+        Some(t) => format!("{}: tensor '{t}': {problem}", path.display()),
+        None => format!("{}: {problem}", path.display()),
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

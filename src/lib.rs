@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod gpu;
+pub mod model;
 pub mod ops;
 pub mod reference;
 

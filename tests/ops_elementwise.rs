@@ -30,11 +30,12 @@ fn rmsnorm_forward_and_backward_match_the_reference() {
             upload(&gpu, &[d], &w),
             upload(&gpu, &[rows, d], &dy),
         );
+        let dw0 = random(d, 4 + d as u64);
         let (ty, trstd, tdx, tdw) = (
             zeros(&gpu, &[rows, d]),
             zeros(&gpu, &[rows]),
             zeros(&gpu, &[rows, d]),
-            zeros(&gpu, &[d]),
+            upload(&gpu, &[d], &dw0),
         );
         let fwd = rmsnorm::forward(&gpu, &tx, &tw, eps, &ty, &trstd).unwrap();
         let [bi, bw] = rmsnorm::backward(&gpu, &tx, &tw, &trstd, &tdy, eps, &tdx, &tdw).unwrap();
@@ -62,6 +63,8 @@ fn rmsnorm_forward_and_backward_match_the_reference() {
             1e-4,
             &format!("{what} dx"),
         );
+        // dw accumulates onto what the buffer held.
+        let dw: Vec<f32> = dw.iter().zip(&dw0).map(|(a, b)| a + b).collect();
         assert_close(
             &tdw.to_vec_f32(&gpu).unwrap(),
             &dw,

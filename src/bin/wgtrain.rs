@@ -1,8 +1,11 @@
 //! `wgtrain`: the command-line front end.
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use wgtrain::gpu::{list_adapters, Backend};
+use wgtrain::model::{checkpoint, grads};
+use wgtrain::{Gpu, GpuOptions};
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +26,20 @@ enum Command {
         #[arg(long, default_value = "auto")]
         backend: String,
     },
+    /// Loss, logits and every parameter's gradient for one batch: compare with PyTorch pico.
+    Grads {
+        /// Checkpoint directory (config.json + model.safetensors, pico's format).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// safetensors file with `input_ids` [B, T+1] (i32 or i64).
+        #[arg(long)]
+        batch: PathBuf,
+        /// Output safetensors file: `loss`, `logits` [B, T, V], `grad.<parameter name>`.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "auto")]
+        backend: String,
+    },
 }
 
 fn run(cli: Cli) -> wgtrain::Result<()> {
@@ -39,11 +56,35 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
             for (i, a) in adapters.iter().enumerate() {
                 println!("[{i}] {}", a.describe());
             }
-            let chosen = pollster::block_on(wgtrain::Gpu::new(wgtrain::GpuOptions {
+            let chosen = Gpu::new_blocking(GpuOptions {
                 backend,
                 ..Default::default()
-            }))?;
+            })?;
             println!("default for --backend {backend}: {}", chosen.adapter.name);
+            Ok(())
+        }
+        Command::Grads {
+            checkpoint,
+            batch,
+            out,
+            backend,
+        } => {
+            let ckpt = checkpoint::load(&checkpoint)?;
+            let (b, t, tokens) =
+                grads::batch_tokens(&checkpoint::read_safetensors(&batch)?, &batch)?;
+            let gpu = Gpu::new_blocking(GpuOptions {
+                backend: backend.parse()?,
+                ..Default::default()
+            })?;
+            let result = pollster::block_on(grads::compute(&gpu, &ckpt, b, t, &tokens))?;
+            grads::write_output(&out, &result)?;
+            println!(
+                "loss {:.6} on {b} x {t} tokens ({}); wrote logits and {} gradients to {}",
+                result.loss,
+                gpu.adapter.name,
+                result.grads.len(),
+                out.display()
+            );
             Ok(())
         }
     }

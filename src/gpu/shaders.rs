@@ -14,10 +14,26 @@ macro_rules! shader {
     };
 }
 
+shader!(CROSS_ENTROPY, "cross_entropy.wgsl");
+shader!(ELEMENTWISE, "elementwise.wgsl");
+shader!(EMBEDDING, "embedding.wgsl");
+shader!(ATTENTION, "attention.wgsl");
 shader!(MATMUL, "matmul.wgsl");
 shader!(MATMUL_BASELINE, "matmul_baseline.wgsl");
+shader!(REDUCE, "reduce.wgsl");
 shader!(RMSNORM, "rmsnorm.wgsl");
 shader!(ROPE, "rope.wgsl");
 shader!(SWIGLU, "swiglu.wgsl");
 
-pub const ALL: &[&ShaderSource] = &[&MATMUL, &MATMUL_BASELINE, &RMSNORM, &ROPE, &SWIGLU];
+pub const ALL: &[&ShaderSource] = &[
+    &ATTENTION,
+    &MATMUL,
+    &MATMUL_BASELINE,
+    &RMSNORM,
+    &ROPE,
+    &SWIGLU,
+    &CROSS_ENTROPY,
+    &ELEMENTWISE,
+    &EMBEDDING,
+    &REDUCE,
+];

@@ -115,6 +115,53 @@ impl Tensor {
         Ok(())
     }
 
+    /// The same storage seen with another shape of as many elements: a view, no copy.
+    /// Pieces must still hold whole rows of the new shape.
+    pub fn reshaped(&self, shape: &[usize]) -> Result<Tensor> {
+        let numel: usize = shape.iter().product();
+        if numel != self.numel() {
+            return Err(Error::Shape {
+                op: "reshape",
+                detail: format!(
+                    "{:?} has {} elements, not {numel} as {shape:?}",
+                    self.shape,
+                    self.numel()
+                ),
+            });
+        }
+        let old_row = self.row_len();
+        let new_row = matrix_view(shape).1.max(1);
+        let mut pieces = Vec::with_capacity(self.pieces.len());
+        for p in &self.pieces {
+            let (start, len) = (p.row_start * old_row, p.rows * old_row);
+            if self.pieces.len() > 1 && (start % new_row != 0 || len % new_row != 0) {
+                return Err(Error::Shape {
+                    op: "reshape",
+                    detail: format!("{shape:?} would split a row of a tensor stored in pieces"),
+                });
+            }
+            pieces.push(Piece {
+                buffer: p.buffer.clone(),
+                row_start: start / new_row,
+                rows: if self.pieces.len() > 1 {
+                    len / new_row
+                } else {
+                    matrix_view(shape).0
+                },
+            });
+        }
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            dtype: self.dtype,
+            pieces,
+        })
+    }
+
+    /// Bytes of GPU memory this tensor occupies.
+    pub fn size_bytes(&self) -> u64 {
+        self.pieces.iter().map(|p| p.buffer.size()).sum()
+    }
+
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
@@ -209,6 +256,12 @@ impl Tensor {
 
     pub async fn read_u32(&self, gpu: &Gpu) -> Result<Vec<u32>> {
         Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(gpu).await?))
+    }
+
+    /// Blocking [`Tensor::read_u32`] (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn to_vec_u32(&self, gpu: &Gpu) -> Result<Vec<u32>> {
+        pollster::block_on(self.read_u32(gpu))
     }
 
     /// Blocking [`Tensor::read_f32`] (native only).

@@ -363,6 +363,11 @@ impl Matmul {
         Ok(Matmul { dispatches })
     }
 
+    /// The prepared dispatches, to record in order as part of a larger program.
+    pub fn into_dispatches(self) -> Vec<Dispatch> {
+        self.dispatches
+    }
+
     /// Number of dispatches (more than one when operands are stored in pieces).
     pub fn dispatch_count(&self) -> usize {
         self.dispatches.len()

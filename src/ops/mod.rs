@@ -2,8 +2,13 @@
 //! recording them into an encoder is cheap and allocation-free. Forward and backward of an
 //! op sit side by side in its module.
 
+pub mod attention;
 mod common;
+pub mod cross_entropy;
+pub mod elementwise;
+pub mod embedding;
 pub mod matmul;
+pub mod reduce;
 pub mod rmsnorm;
 pub mod rope;
 pub mod swiglu;

@@ -1,6 +1,6 @@
 //! RMSNorm, forward and backward: `y = x * rstd * w` over rows of length d.
-//! Forward saves `rstd` per row; backward gives dx (row-wise) and dw (summed over rows in
-//! order, no atomics, so it is deterministic).
+//! Forward saves `rstd` per row; backward overwrites dx and adds into dw (summed over rows
+//! in order, no atomics, so it is deterministic; parameter gradients always accumulate).
 
 use super::common::{grid_2d, same_shape, to_u32, whole};
 use crate::error::{Error, Result};
@@ -68,7 +68,8 @@ pub fn forward(
     ))
 }
 
-/// dx and dw from dy, using the forward's x and rstd. Two dispatches, in order.
+/// dx (overwritten) and dw (accumulated) from dy, using the forward's x and rstd.
+/// Two dispatches, in order.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     gpu: &Gpu,

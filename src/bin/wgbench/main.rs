@@ -8,6 +8,8 @@ use wgtrain::gpu::{shaders, Backend, Dispatch};
 use wgtrain::ops::{Matmul, MatmulSpec};
 use wgtrain::{Gpu, GpuOptions, Tensor};
 
+mod step;
+
 #[derive(Parser)]
 #[command(name = "wgbench", version, about = "wgtrain benchmarks")]
 struct Cli {
@@ -30,6 +32,21 @@ enum Command {
         /// Timed repetitions per shape (after one warm-up).
         #[arg(long, default_value_t = 3)]
         repeats: usize,
+    },
+    /// Time a training micro-step (forward + backward) of a pico-decoder.
+    Step {
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// Model preset: tiny, small, medium, large.
+        #[arg(long, default_value = "tiny")]
+        config: String,
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        #[arg(long, default_value_t = 128)]
+        seq: usize,
+        /// Timed steps (after one warm-up).
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
     },
 }
 
@@ -221,6 +238,13 @@ fn main() -> ExitCode {
             max_square,
             repeats,
         } => bench_matmul(&backend, tokens, max_square, repeats),
+        Command::Step {
+            backend,
+            config,
+            batch,
+            seq,
+            steps,
+        } => step::bench_step(&backend, &config, batch, seq, steps),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,7 @@
+//! The pico-decoder model on the host side: its configuration and checkpoints.
+
+pub mod checkpoint;
+pub mod config;
+pub mod decoder;
+pub mod grads;
+pub mod init;

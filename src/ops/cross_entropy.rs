@@ -1,0 +1,164 @@
+//! Fused softmax cross-entropy over the vocabulary, forward and backward, on logits `[N, V]`
+//! that may be stored in pieces (pico's `[tokens, 50304]` logits exceed one binding on many
+//! adapters): one dispatch per piece. No ignore index: every row has a label.
+//!
+//! Forward gives each row's loss and logsumexp (kept for the backward); [`super::reduce::mean`]
+//! turns the losses into the step's loss. Backward overwrites the logits with their gradient,
+//! so the `[N, V]` matrix is never allocated twice.
+
+use super::common::{grid_2d, to_u32, whole};
+use crate::error::{Error, Result};
+use crate::gpu::shaders::CROSS_ENTROPY;
+use crate::gpu::{DType, Dispatch, Gpu, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    rows: u32,
+    v: u32,
+    row_start: u32,
+    groups_x: u32,
+    scale: f32,
+    pad: [u32; 3],
+}
+
+/// The one buffer of a u32 tensor (labels, token ids): [`whole`] for indices. Also used by
+/// the embedding.
+pub(super) fn whole_u32<'t>(
+    t: &'t Tensor,
+    op: &'static str,
+    name: &str,
+) -> Result<&'t wgpu::Buffer> {
+    if t.dtype() != DType::U32 {
+        return Err(Error::Shape {
+            op,
+            detail: format!("{name} must be u32, got {:?}", t.dtype()),
+        });
+    }
+    match t.pieces() {
+        [p] => Ok(&p.buffer),
+        _ => Err(Error::TooLarge {
+            detail: format!("{op}: {name} {:?} exceeds one storage binding", t.shape()),
+        }),
+    }
+}
+
+/// Checks logits `[N, V]` against labels and the per-row tensors (each `N` elements).
+fn check(
+    op: &'static str,
+    logits: &Tensor,
+    labels: &Tensor,
+    per_row: &[(&Tensor, &str)],
+) -> Result<()> {
+    let shape_err = |detail: String| Error::Shape { op, detail };
+    if logits.dtype() != DType::F32 {
+        return Err(shape_err(format!(
+            "logits must be f32, got {:?}",
+            logits.dtype()
+        )));
+    }
+    if logits.shape().len() < 2 || logits.row_len() == 0 {
+        return Err(shape_err(format!(
+            "logits are {:?}, expected [N, V] with V >= 1",
+            logits.shape()
+        )));
+    }
+    let n = logits.rows();
+    for (t, name) in std::iter::once(&(labels, "labels")).chain(per_row) {
+        if t.numel() != n {
+            return Err(shape_err(format!(
+                "{name} has {} elements for {n} rows of logits {:?}",
+                t.numel(),
+                logits.shape()
+            )));
+        }
+    }
+    to_u32(n)?;
+    Ok(())
+}
+
+/// Per row r of `logits`: `lse[r] = logsumexp(logits[r])` and
+/// `row_loss[r] = lse[r] - logits[r][labels[r]]`. One workgroup per row, one dispatch per
+/// piece of `logits`.
+pub fn forward(
+    gpu: &Gpu,
+    logits: &Tensor,
+    labels: &Tensor,
+    row_loss: &Tensor,
+    lse: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    let op = "cross_entropy";
+    check(op, logits, labels, &[(row_loss, "row_loss"), (lse, "lse")])?;
+    if std::ptr::eq(row_loss, lse) {
+        return Err(Error::Shape {
+            op,
+            detail: "row_loss and lse must be different tensors".into(),
+        });
+    }
+    let (lb, rb, sb) = (
+        whole_u32(labels, op, "labels")?,
+        whole(row_loss, op, "row_loss")?,
+        whole(lse, op, "lse")?,
+    );
+    let v = to_u32(logits.row_len())?;
+    let mut out = Vec::new();
+    for piece in logits.pieces().iter().filter(|p| p.rows > 0) {
+        to_u32(piece.rows * logits.row_len())?;
+        let grid = grid_2d(gpu, piece.rows)?;
+        let p = Params {
+            rows: piece.rows as u32,
+            v,
+            row_start: piece.row_start as u32,
+            groups_x: grid[0],
+            scale: 0.0,
+            pad: [0; 3],
+        };
+        out.push(Dispatch::new(
+            gpu,
+            &CROSS_ENTROPY,
+            "cross_entropy_forward",
+            bytemuck::bytes_of(&p),
+            &[&piece.buffer, lb, rb, sb],
+            grid,
+        ));
+    }
+    Ok(out)
+}
+
+/// Overwrites `logits` with `scale * (softmax(logits) - onehot(labels))`, using the `lse` the
+/// forward saved. For the mean loss, `scale` is 1 / (number of rows). One dispatch per piece.
+pub fn backward(
+    gpu: &Gpu,
+    logits: &Tensor,
+    labels: &Tensor,
+    lse: &Tensor,
+    scale: f32,
+) -> Result<Vec<Dispatch>> {
+    let op = "cross_entropy backward";
+    check(op, logits, labels, &[(lse, "lse")])?;
+    let (lb, sb) = (whole_u32(labels, op, "labels")?, whole(lse, op, "lse")?);
+    let v = logits.row_len();
+    let mut out = Vec::new();
+    for piece in logits.pieces().iter().filter(|p| p.rows > 0) {
+        let n = piece.rows * v;
+        to_u32(n)?;
+        let grid = grid_2d(gpu, n.div_ceil(256))?;
+        let p = Params {
+            rows: piece.rows as u32,
+            v: v as u32,
+            row_start: piece.row_start as u32,
+            groups_x: grid[0],
+            scale,
+            pad: [0; 3],
+        };
+        out.push(Dispatch::with_bindings(
+            gpu,
+            &CROSS_ENTROPY,
+            "cross_entropy_backward",
+            bytemuck::bytes_of(&p),
+            &[(2, lb), (4, sb), (5, &piece.buffer)],
+            grid,
+        ));
+    }
+    Ok(out)
+}
