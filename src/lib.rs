@@ -5,10 +5,13 @@
 //! used as the ground truth in tests.
 
 pub mod error;
+pub mod eval;
 pub mod gpu;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod reference;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{Backend, Gpu, GpuOptions, Tensor};

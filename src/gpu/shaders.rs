@@ -17,6 +17,7 @@ macro_rules! shader {
 shader!(CROSS_ENTROPY, "cross_entropy.wgsl");
 shader!(ELEMENTWISE, "elementwise.wgsl");
 shader!(EMBEDDING, "embedding.wgsl");
+shader!(ADAMW, "adamw.wgsl");
 shader!(ATTENTION, "attention.wgsl");
 shader!(MATMUL, "matmul.wgsl");
 shader!(MATMUL_BASELINE, "matmul_baseline.wgsl");
@@ -26,6 +27,7 @@ shader!(ROPE, "rope.wgsl");
 shader!(SWIGLU, "swiglu.wgsl");
 
 pub const ALL: &[&ShaderSource] = &[
+    &ADAMW,
     &ATTENTION,
     &MATMUL,
     &MATMUL_BASELINE,

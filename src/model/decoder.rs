@@ -118,6 +118,18 @@ impl Program {
 impl Decoder {
     /// Plan the model for micro-batches of `batch` sequences of `seq` tokens.
     pub fn new(gpu: &Gpu, config: &ModelConfig, batch: usize, seq: usize) -> Result<Decoder> {
+        Self::with_accumulation(gpu, config, batch, seq, 1)
+    }
+
+    /// As [`Decoder::new`], for optimizer steps made of `accumulation` micro-batches: the
+    /// gradients then add up to those of the mean loss over all their tokens.
+    pub fn with_accumulation(
+        gpu: &Gpu,
+        config: &ModelConfig,
+        batch: usize,
+        seq: usize,
+        accumulation: usize,
+    ) -> Result<Decoder> {
         config.validate()?;
         if batch == 0 || seq == 0 || seq > config.max_seq_len {
             return Err(Error::Invalid(format!(
@@ -311,9 +323,11 @@ impl Decoder {
         let mut bwd = Program::default();
         let grad_w = MatmulSpec::tn().accumulate(); // dW += dYᵀ · X
         let grad_x = MatmulSpec::nn(); // dX = dY · W
+                                       // The gradient of the mean loss over all tokens of the optimizer step.
+        let grad_scale = 1.0 / (n * accumulation.max(1)) as f32;
         bwd.push(
             "cross-entropy",
-            cross_entropy::backward(gpu, &logits, &labels, &lse_ce, 1.0 / n as f32)?,
+            cross_entropy::backward(gpu, &logits, &labels, &lse_ce, grad_scale)?,
         );
         let out_w = p("de_embedding_proj.weight");
         bwd.push(

@@ -1,0 +1,16 @@
+//! Training: the optimizer and learning-rate schedules (usable in the browser too); the
+//! native-only parts (data, tokenizer, the training loop) are gated by target below.
+
+pub mod optim;
+pub mod schedule;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod data;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fetch;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod tokenizer;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod trainer;

@@ -1,0 +1,654 @@
+//! The training loop: data → micro-steps (forward + backward, gradients accumulating) →
+//! one fused AdamW update per optimizer step, with the loss and gradient norm read back
+//! asynchronously so the GPU never waits for the host. Checkpoints hold everything needed to
+//! continue bit for bit: weights, Adam moments, the step, the data position, the config.
+
+use super::config::TrainConfig;
+use super::data::{BinDtype, DataSource, DataSpec, DataState, Holdout, Split};
+use super::fetch::resolve_dataset;
+use super::optim::{AdamW, AdamWConfig, StepReadback, StepValues};
+use super::schedule::LrSchedule;
+use super::tokenizer::{train_bpe_files, Tokenizer};
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Dispatch, Gpu, Tensor};
+use crate::metrics::log::MetricsLog;
+use crate::model::checkpoint::{self, write_safetensors, HostSlice};
+use crate::model::config::ModelConfig;
+use crate::model::decoder::Decoder;
+use crate::ops::elementwise;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub const TRAINER_STATE_FILE: &str = "trainer_state.json";
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+
+/// What a checkpoint stores besides weights and optimizer moments.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Optimizer steps completed.
+    pub step: u64,
+    pub data: DataState,
+    /// The full training config, so `--resume` needs nothing else.
+    pub config_yaml: String,
+    /// The data path the run reads (after resolving `pypi:` names).
+    pub data_path: PathBuf,
+    pub wgtrain_version: String,
+}
+
+/// How a run ended.
+pub struct Summary {
+    pub steps: u64,
+    pub last_loss: Option<f32>,
+    pub first_loss: Option<f32>,
+    pub checkpoint: Option<PathBuf>,
+    pub interrupted: bool,
+}
+
+pub struct Trainer<'g> {
+    gpu: &'g Gpu,
+    pub config: TrainConfig,
+    pub model_config: ModelConfig,
+    model: Decoder,
+    optim: AdamW,
+    schedule: LrSchedule,
+    data: DataSource,
+    heldout: Option<DataSource>,
+    tokenizer: Option<Tokenizer>,
+    data_path: PathBuf,
+    step: u64,
+    run_dir: PathBuf,
+    log: MetricsLog,
+    loss_sum: Tensor,
+    add_loss: Dispatch,
+    readback: StepReadback,
+    /// Learning rate of each step whose loss has not come back yet.
+    pending_lr: BTreeMap<u64, f64>,
+    pub show_progress: bool,
+    losses: Vec<(u64, f32)>,
+}
+
+fn has_ext(p: &Path, exts: &[&str]) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| exts.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Files under `path` (recursively, sorted), or `path` itself.
+fn files_under(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", dir.display())))?;
+        for e in entries.flatten() {
+            let p = e.path();
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            } else if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Text input needs a tokenizer; parquet shards and .bin files are already token ids.
+fn is_text_data(path: &Path) -> Result<bool> {
+    Ok(!files_under(path)?
+        .iter()
+        .any(|f| has_ext(f, &["parquet", "bin"])))
+}
+
+/// The text files under `path`, to train a tokenizer on.
+fn text_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let files: Vec<PathBuf> = files_under(path)?
+        .into_iter()
+        .filter(|f| {
+            path.is_file()
+                || has_ext(
+                    f,
+                    &["txt", "text", "md", "tokens", "raw", "jsonl", "ndjson"],
+                )
+        })
+        .collect();
+    if files.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no text files in {} to train a tokenizer on",
+            path.display()
+        )));
+    }
+    Ok(files)
+}
+
+impl<'g> Trainer<'g> {
+    /// A fresh run writing into `run_dir` (checkpoints, metrics log, plots, tokenizer).
+    pub fn new(gpu: &'g Gpu, config: TrainConfig, run_dir: &Path) -> Result<Trainer<'g>> {
+        std::fs::create_dir_all(run_dir)
+            .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", run_dir.display())))?;
+        let data_path = resolve_dataset(&config.data.dataset.name)?;
+        let tokenizer = Self::tokenizer_for(&config, &data_path, run_dir)?;
+        let t = Self::build(gpu, config, data_path, tokenizer, run_dir, 0)?;
+        t.model.init_params(gpu, t.config.training.seed)?;
+        Ok(t)
+    }
+
+    /// Continue the run saved in checkpoint `dir`, exactly where it stopped. `overrides`
+    /// (`key=value`) may change e.g. `training.max_steps`.
+    pub fn resume(gpu: &'g Gpu, dir: &Path, overrides: &[String]) -> Result<Trainer<'g>> {
+        let state_path = dir.join(TRAINER_STATE_FILE);
+        let text = std::fs::read_to_string(&state_path).map_err(|e| {
+            Error::Invalid(format!(
+                "{} is not a wgtrain training checkpoint ({}: {e}); --resume needs a directory \
+                 written by `wgtrain train` (runs/NAME/checkpoints/step_N)",
+                dir.display(),
+                TRAINER_STATE_FILE
+            ))
+        })?;
+        let state: TrainerState = serde_json::from_str(&text)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", state_path.display())))?;
+        let config = TrainConfig::from_yaml(&state.config_yaml, overrides)?;
+        let run_dir = dir
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.to_path_buf());
+        let tok_path = dir.join(TOKENIZER_FILE);
+        let tokenizer = if tok_path.exists() {
+            Some(Tokenizer::from_file(&tok_path)?)
+        } else {
+            None
+        };
+        let mut t = Self::build(
+            gpu,
+            config,
+            state.data_path.clone(),
+            tokenizer,
+            &run_dir,
+            state.step,
+        )?;
+        let ckpt = checkpoint::load(dir)?;
+        ckpt.check_against(&t.model_config.param_specs())?;
+        t.model
+            .load_params(gpu, |n| ckpt.tensors.get(n).map(|x| x.data.as_slice()))?;
+        let opt = checkpoint::read_safetensors(&dir.join(OPTIMIZER_FILE))?;
+        t.optim
+            .load_state(gpu, |n| opt.get(n).and_then(|x| x.data.as_f32()))?;
+        t.data.restore(&state.data)?;
+        Ok(t)
+    }
+
+    fn tokenizer_for(
+        config: &TrainConfig,
+        data_path: &Path,
+        run_dir: &Path,
+    ) -> Result<Option<Tokenizer>> {
+        if !is_text_data(data_path)? {
+            return Ok(None);
+        }
+        let name = config.data.tokenizer.name.as_str();
+        let saved = run_dir.join(TOKENIZER_FILE);
+        if Path::new(name).is_file() {
+            return Ok(Some(Tokenizer::from_file(name)?));
+        }
+        if saved.exists() {
+            return Ok(Some(Tokenizer::from_file(&saved)?));
+        }
+        // `bpe`, or pico's hub tokenizer, which this build cannot download: train a byte-level
+        // BPE on the data instead (a small vocabulary also keeps CPU runs fast).
+        if name != "bpe" {
+            eprintln!(
+                "tokenizer '{name}' is not a local file; training a byte-level BPE tokenizer \
+                 (vocab {}) on the data instead (give data.tokenizer.name = PATH/tokenizer.json \
+                 to use pico's)",
+                config.data.tokenizer.vocab_size
+            );
+        }
+        let files = text_files(data_path)?;
+        Ok(Some(train_bpe_files(
+            &files,
+            config.data.tokenizer.vocab_size,
+            &saved,
+        )?))
+    }
+
+    fn build(
+        gpu: &'g Gpu,
+        config: TrainConfig,
+        data_path: PathBuf,
+        tokenizer: Option<Tokenizer>,
+        run_dir: &Path,
+        step: u64,
+    ) -> Result<Trainer<'g>> {
+        let mut model_config = config.model_config()?;
+        if let Some(tok) = &tokenizer {
+            let needed = tok.vocab_size();
+            if config.model.vocab_size.is_none() {
+                // pico pads the vocabulary to a multiple of 64.
+                model_config.vocab_size = needed.div_ceil(64) * 64;
+            } else if model_config.vocab_size < needed {
+                return Err(Error::Config {
+                    key: "model.vocab_size".into(),
+                    problem: format!(
+                        "({}) is smaller than the tokenizer's vocabulary ({needed})",
+                        model_config.vocab_size
+                    ),
+                });
+            }
+            if let Some(src) = tok.path() {
+                let dst = run_dir.join(TOKENIZER_FILE);
+                if src != dst {
+                    std::fs::copy(src, &dst)
+                        .map_err(|e| Error::Invalid(format!("cannot copy the tokenizer: {e}")))?;
+                }
+            }
+        }
+        let seq = model_config.max_seq_len;
+        let o = &config.training.optimization;
+        let spec = DataSpec {
+            tokenizer: tokenizer.clone(),
+            seed: config.training.seed,
+            holdout: if config.data.dataset.holdout_fraction > 0.0 {
+                Holdout::Fraction(config.data.dataset.holdout_fraction)
+            } else {
+                Holdout::None
+            },
+            bin_dtype: if config.data.dataset.token_dtype == "u32" {
+                BinDtype::U32
+            } else {
+                BinDtype::U16
+            },
+            ..DataSpec::new(&data_path, seq, model_config.vocab_size)
+        };
+        let data = DataSource::open_split(&spec, Split::Train)?;
+        let heldout = if matches!(spec.holdout, Holdout::None) {
+            None
+        } else {
+            Some(DataSource::open_split(&spec, Split::Heldout)?)
+        };
+        let model = Decoder::with_accumulation(
+            gpu,
+            &model_config,
+            config.micro_batch(),
+            seq,
+            o.gradient_accumulation_steps,
+        )?;
+        let optim = AdamW::new(
+            gpu,
+            model.params(),
+            AdamWConfig {
+                lr: o.lr,
+                beta1: o.beta1,
+                beta2: o.beta2,
+                eps: o.eps,
+                weight_decay: o.weight_decay,
+                max_grad_norm: o.max_grad_norm,
+            },
+        )?;
+        let schedule = LrSchedule {
+            schedule: o.lr_scheduler.parse()?,
+            lr: o.lr,
+            warmup_steps: o.lr_warmup_steps,
+            max_steps: config.training.max_steps,
+            min_lr_ratio: o.min_lr_ratio,
+        };
+        let loss_sum = Tensor::zeros(gpu, &[1], DType::F32)?;
+        let add_loss = elementwise::accumulate(gpu, &loss_sum, model.loss())?;
+        let log = MetricsLog::open(&run_dir.join("metrics.jsonl"))?;
+        Ok(Trainer {
+            gpu,
+            config,
+            model_config,
+            model,
+            optim,
+            schedule,
+            data,
+            heldout,
+            tokenizer,
+            data_path,
+            step,
+            run_dir: run_dir.to_path_buf(),
+            log,
+            loss_sum,
+            add_loss,
+            readback: StepReadback::new(gpu, StepReadback::DEFAULT_DEPTH),
+            pending_lr: BTreeMap::new(),
+            show_progress: true,
+            losses: Vec::new(),
+        })
+    }
+
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    pub fn model(&self) -> &Decoder {
+        &self.model
+    }
+
+    pub fn tokenizer(&self) -> Option<&Tokenizer> {
+        self.tokenizer.as_ref()
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// A one-line description of the run for the console.
+    pub fn describe(&self) -> String {
+        let c = &self.config;
+        format!(
+            "pico-decoder {:.2} M params (d {}, {} layers, vocab {}), {} steps of {} x {} tokens \
+             ({} micro-batch{} of {}), lr {} {}, data {}",
+            self.model_config.num_params() as f64 / 1e6,
+            self.model_config.d_model,
+            self.model_config.n_layers,
+            self.model_config.vocab_size,
+            c.training.max_steps,
+            c.data.dataloader.batch_size,
+            self.model_config.max_seq_len,
+            c.training.optimization.gradient_accumulation_steps,
+            if c.training.optimization.gradient_accumulation_steps == 1 {
+                ""
+            } else {
+                "es"
+            },
+            c.micro_batch(),
+            c.training.optimization.lr,
+            c.training.optimization.lr_scheduler,
+            self.data.describe()
+        )
+    }
+
+    /// Run one optimizer step (all micro-batches, then AdamW); does not wait for the GPU.
+    pub fn train_step(&mut self) -> Result<()> {
+        let gpu = self.gpu;
+        let accum = self
+            .config
+            .training
+            .optimization
+            .gradient_accumulation_steps;
+        let micro = self.config.micro_batch();
+        let mut enc = gpu.encoder();
+        self.model.record_zero_grads(&mut enc);
+        enc.clear_buffer(&self.loss_sum.pieces()[0].buffer, 0, None);
+        for a in 0..accum {
+            if a > 0 {
+                // Token uploads are queue writes: each micro-batch needs its own submission.
+                gpu.submit(std::mem::replace(&mut enc, gpu.encoder()));
+            }
+            let batch = self.data.next_batch(micro)?;
+            self.model.set_batch(gpu, &batch)?;
+            self.model.record_forward(&mut enc);
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                self.add_loss.record(&mut pass);
+            }
+            self.model.record_backward(&mut enc);
+        }
+        let lr = self.schedule.lr_at(self.step);
+        self.optim
+            .record_step(gpu, &mut enc, lr as f32, self.step + 1)?;
+        self.readback.record_copy(
+            gpu,
+            &mut enc,
+            self.step + 1,
+            &self.loss_sum,
+            self.optim.grad_norm(),
+        )?;
+        gpu.submit(enc);
+        self.step += 1;
+        self.pending_lr.insert(self.step, lr);
+        Ok(())
+    }
+
+    fn log_values(&mut self, values: Vec<StepValues>, tokens_per_s: f64) -> Result<Option<f32>> {
+        let accum = self
+            .config
+            .training
+            .optimization
+            .gradient_accumulation_steps as f32;
+        let mut last = None;
+        for v in values {
+            let loss = v.loss / accum;
+            let lr = self.pending_lr.remove(&v.step).unwrap_or(f64::NAN);
+            self.log.write(
+                v.step,
+                &[
+                    ("loss", loss as f64),
+                    ("lr", lr),
+                    ("grad_norm", v.grad_norm as f64),
+                    ("tokens_per_s", tokens_per_s),
+                ],
+            )?;
+            if !loss.is_finite() {
+                return Err(Error::Invalid(format!(
+                    "the loss became {loss} at step {}: lower the learning rate or enable \
+                     training.optimization.max_grad_norm",
+                    v.step
+                )));
+            }
+            self.losses.push((v.step, loss));
+            last = Some(loss);
+        }
+        Ok(last)
+    }
+
+    /// Train until `training.max_steps` (or until `stop` is set, e.g. by Ctrl-C), saving
+    /// checkpoints every `checkpointing.save_every_n_steps` and at the end.
+    pub fn run(&mut self, stop: &Arc<AtomicBool>) -> Result<Summary> {
+        let gpu = self.gpu;
+        let max = self.config.training.max_steps;
+        let tokens_per_step =
+            (self.config.data.dataloader.batch_size * self.model_config.max_seq_len) as f64;
+        let bar = progress_bar(max, self.step, self.show_progress);
+        let started = Instant::now();
+        let start_step = self.step;
+        let mut last_loss = None;
+        let mut last_checkpoint = None;
+        let mut interrupted = false;
+        while self.step < max {
+            if stop.load(Ordering::SeqCst) {
+                interrupted = true;
+                break;
+            }
+            self.train_step()?;
+            let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+            let tps = (self.step - start_step) as f64 * tokens_per_step / elapsed;
+            let done = self.readback.poll(gpu)?;
+            if let Some(l) = self.log_values(done, tps)? {
+                last_loss = Some(l);
+            }
+            bar.set_position(self.step);
+            bar.set_message(format!(
+                "loss {} | {:.0} tok/s",
+                last_loss.map_or("…".to_string(), |l| format!("{l:.4}")),
+                tps
+            ));
+            if self
+                .step
+                .is_multiple_of(self.config.checkpointing.save_every_n_steps)
+                || self.step == max
+            {
+                let rest = pollster::block_on(self.readback.finish(gpu))?;
+                if let Some(l) = self.log_values(rest, tps)? {
+                    last_loss = Some(l);
+                }
+                last_checkpoint = Some(self.save()?);
+            }
+            let every = self.config.evaluation.every_n_steps;
+            if every > 0 && self.step.is_multiple_of(every) && self.step < max {
+                self.evaluate_and_log(&bar)?;
+            }
+        }
+        let rest = pollster::block_on(self.readback.finish(gpu))?;
+        if let Some(l) = self.log_values(rest, 0.0)? {
+            last_loss = Some(l);
+        }
+        if interrupted {
+            bar.println(format!(
+                "interrupted at step {}: saving a checkpoint",
+                self.step
+            ));
+            last_checkpoint = Some(self.save()?);
+        }
+        bar.finish();
+        Ok(Summary {
+            steps: self.step,
+            last_loss,
+            first_loss: self.losses.first().map(|l| l.1),
+            checkpoint: last_checkpoint,
+            interrupted,
+        })
+    }
+
+    /// Held-out perplexity (and BLiMP when configured), written to the metrics log.
+    pub fn evaluate_and_log(&mut self, bar: &indicatif::ProgressBar) -> Result<Vec<(String, f64)>> {
+        let results = self.evaluate()?;
+        if !results.is_empty() {
+            let values: Vec<(&str, f64)> = results.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            self.log.write(self.step, &values)?;
+            let line: Vec<String> = results.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+            bar.println(format!("step {}: {}", self.step, line.join(", ")));
+        }
+        Ok(results)
+    }
+
+    /// The configured evaluations on the current weights.
+    pub fn evaluate(&mut self) -> Result<Vec<(String, f64)>> {
+        let gpu = self.gpu;
+        let mut out = Vec::new();
+        let metrics = &self.config.evaluation.metrics;
+        if metrics.iter().any(|m| m == "perplexity" || m == "paloma") {
+            if let Some(h) = &self.heldout {
+                let windows = h
+                    .num_windows()
+                    .min((self.config.evaluation.perplexity_batches * self.model.batch) as u64);
+                let mut tokens = Vec::new();
+                for i in 0..windows {
+                    tokens.extend(h.window(i)?);
+                }
+                // Windows are scored as one stream cut at the model's length.
+                let report = pollster::block_on(crate::eval::perplexity::perplexity(
+                    gpu,
+                    &self.model,
+                    &tokens,
+                ))?;
+                out.push(("eval/perplexity".to_string(), report.perplexity));
+                out.push(("eval/loss".to_string(), report.mean_nll));
+            }
+        }
+        if metrics.iter().any(|m| m == "blimp") {
+            if let (Some(dir), Some(tok)) = (&self.config.evaluation.blimp_dir, &self.tokenizer) {
+                let bos = tok.eos_id().unwrap_or(0);
+                let encode = |s: &str| tok.encode(s).unwrap_or_default();
+                let report = pollster::block_on(crate::eval::blimp::blimp(
+                    gpu,
+                    &self.model,
+                    &encode,
+                    bos,
+                    Path::new(dir),
+                    self.config.evaluation.blimp_limit,
+                ))?;
+                out.push(("eval/blimp".to_string(), report.mean_accuracy));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Write a checkpoint of the current state to `run/checkpoints/step_N` (atomically) and
+    /// point `run/checkpoints/latest` at it.
+    pub fn save(&mut self) -> Result<PathBuf> {
+        let gpu = self.gpu;
+        let ckpt_root = self
+            .run_dir
+            .join(&self.config.checkpointing.checkpoints_dir);
+        let dir = ckpt_root.join(format!("step_{:06}", self.step));
+        let params = pollster::block_on(self.model.read_params(gpu))?;
+        let moments = pollster::block_on(self.optim.read_state(gpu))?;
+        let state = TrainerState {
+            step: self.step,
+            data: self.data.state(),
+            config_yaml: self.config.to_yaml(),
+            data_path: self.data_path.clone(),
+            wgtrain_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let state_json =
+            serde_json::to_string_pretty(&state).map_err(|e| Error::Invalid(e.to_string()))?;
+        let config_json = self.model_config.to_json_string();
+        let tokenizer = self
+            .tokenizer
+            .as_ref()
+            .and_then(|t| t.path().map(Path::to_path_buf));
+        checkpoint::replace_dir_atomically(&dir, |staging| {
+            let w = |name: &str, bytes: &[u8]| {
+                std::fs::write(staging.join(name), bytes)
+                    .map_err(|e| Error::Invalid(format!("writing {name}: {e}")))
+            };
+            w(checkpoint::CONFIG_FILE, config_json.as_bytes())?;
+            let tensors: Vec<(&str, &[usize], HostSlice)> = params
+                .iter()
+                .map(|(n, s, v)| (n.as_str(), s.as_slice(), HostSlice::F32(v)))
+                .collect();
+            write_safetensors(&staging.join(checkpoint::MODEL_FILE), &tensors)?;
+            let tensors: Vec<(&str, &[usize], HostSlice)> = moments
+                .iter()
+                .map(|(n, s, v)| (n.as_str(), s.as_slice(), HostSlice::F32(v)))
+                .collect();
+            write_safetensors(&staging.join(OPTIMIZER_FILE), &tensors)?;
+            if let Some(src) = &tokenizer {
+                std::fs::copy(src, staging.join(TOKENIZER_FILE))
+                    .map_err(|e| Error::Invalid(format!("copying the tokenizer: {e}")))?;
+            }
+            w(TRAINER_STATE_FILE, state_json.as_bytes())
+        })?;
+        let latest = ckpt_root.join("latest");
+        let tmp = ckpt_root.join(".latest.tmp");
+        std::fs::write(&tmp, format!("step_{:06}\n", self.step))
+            .and_then(|()| std::fs::rename(&tmp, &latest))
+            .map_err(|e| Error::Invalid(format!("updating {}: {e}", latest.display())))?;
+        Ok(dir)
+    }
+}
+
+fn progress_bar(len: u64, pos: u64, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} step {pos}/{len} [{bar:30}] {msg} | {elapsed_precise} ETA {eta_precise}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_position(pos);
+    bar
+}
+
+/// The checkpoint `runs/NAME/checkpoints/latest` points at, for `--resume RUN_DIR`.
+pub fn latest_checkpoint(run_or_checkpoint: &Path) -> PathBuf {
+    if run_or_checkpoint.join(TRAINER_STATE_FILE).exists() {
+        return run_or_checkpoint.to_path_buf();
+    }
+    for root in [
+        run_or_checkpoint.to_path_buf(),
+        run_or_checkpoint.join("checkpoints"),
+    ] {
+        if let Ok(name) = std::fs::read_to_string(root.join("latest")) {
+            return root.join(name.trim());
+        }
+    }
+    run_or_checkpoint.to_path_buf()
+}
