@@ -277,3 +277,57 @@ fn missing_data_and_resume_dirs_are_clear_errors() {
         .to_string();
     assert!(err.contains("not a wgtrain training checkpoint"), "{err}");
 }
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
+    let run = temp("ctrlc");
+    std::fs::create_dir_all(&run).unwrap();
+    let config = run.join("config.yaml");
+    std::fs::write(&config, small_run_yaml(&book(), 100_000, "")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
+        .args([
+            "train",
+            "--quiet",
+            "--backend",
+            common::backend().name(),
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--run-dir")
+        .arg(&run)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until a few steps are logged, then interrupt as a terminal's Ctrl-C would.
+    let log = run.join("metrics.jsonl");
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(&log).map_or(0, |s| s.lines().count()) < 3 {
+        assert!(t0.elapsed().as_secs() < 120, "training did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("resume with: wgtrain train --resume"),
+        "{stdout}"
+    );
+    let ckpt = latest_checkpoint(&run);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ckpt.join("trainer_state.json")).unwrap())
+            .unwrap();
+    let step = state["step"].as_u64().unwrap();
+    assert!((3..100_000).contains(&step), "saved at step {step}");
+    assert!(ckpt.join("model.safetensors").exists() && ckpt.join("optimizer.safetensors").exists());
+    std::fs::remove_dir_all(&run).ok();
+}

@@ -204,15 +204,18 @@ impl<'g> Trainer<'g> {
         if saved.exists() {
             return Ok(Some(Tokenizer::from_file(&saved)?));
         }
-        // `bpe`, or pico's hub tokenizer, which this build cannot download: train a byte-level
-        // BPE on the data instead (a small vocabulary also keeps CPU runs fast).
+        // A hub name (pico's default): fetch its tokenizer.json when the hub is reachable;
+        // otherwise, and for `bpe`, train a byte-level BPE on the data (a small vocabulary
+        // also keeps CPU runs fast).
         if name != "bpe" {
-            eprintln!(
-                "tokenizer '{name}' is not a local file; training a byte-level BPE tokenizer \
-                 (vocab {}) on the data instead (give data.tokenizer.name = PATH/tokenizer.json \
-                 to use pico's)",
-                config.data.tokenizer.vocab_size
-            );
+            match super::fetch::fetch_hf_tokenizer(name, &super::fetch::cache_dir()) {
+                Ok(path) => return Ok(Some(Tokenizer::from_file(path)?)),
+                Err(e) => eprintln!(
+                    "tokenizer '{name}' is not a local file and could not be fetched ({e}); \
+                     training a byte-level BPE tokenizer (vocab {}) on the data instead",
+                    config.data.tokenizer.vocab_size
+                ),
+            }
         }
         let files = text_files(data_path)?;
         Ok(Some(train_bpe_files(
