@@ -115,6 +115,7 @@ fn random_params(gpu: &Gpu, seed: u64) -> (Vec<Param>, Vec<Vec<f32>>) {
             name: name.to_string(),
             value: Tensor::from_f32(gpu, shape, &v).unwrap(),
             grad: Tensor::zeros(gpu, shape, wgtrain::gpu::DType::F32).unwrap(),
+            trainable: true,
         });
         values.push(v);
     }

@@ -24,6 +24,17 @@ enum Command {
     Train(TrainArgs),
     /// Perplexity on text and BLiMP accuracy of a checkpoint.
     Eval(EvalArgs),
+    /// Export a checkpoint: with --merge, a ReLoRA checkpoint becomes a plain pico-decoder one
+    /// (W + s·B·A folded into every wrapped weight; no adapters, no relora block).
+    Export {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Fold the LoRA adapters into the base weights.
+        #[arg(long)]
+        merge: bool,
+    },
     /// Plot metrics logs (one or several runs overlaid) as SVG files.
     Plot {
         /// metrics.jsonl files (or run directories); several runs are overlaid.
@@ -351,6 +362,30 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
     match cli.command {
         Command::Train(args) => train(args),
         Command::Eval(args) => eval(args),
+        Command::Export {
+            checkpoint,
+            out,
+            merge,
+        } => {
+            if !merge {
+                return Err(wgtrain::Error::Invalid(
+                    "nothing to export: add --merge to fold a ReLoRA checkpoint's adapters into a plain pico-decoder checkpoint".into(),
+                ));
+            }
+            let ckpt = checkpoint::load(&checkpoint)?;
+            let (config, tensors) = wgtrain::model::relora::merge_checkpoint(&ckpt)?;
+            let list: Vec<(&str, &[usize], &[f32])> = tensors
+                .iter()
+                .map(|(n, t)| (n.as_str(), t.shape.as_slice(), t.data.as_slice()))
+                .collect();
+            checkpoint::save(&out, &config, &list)?;
+            println!(
+                "wrote a plain pico-decoder checkpoint ({} tensors) to {}",
+                list.len(),
+                out.display()
+            );
+            Ok(())
+        }
         Command::Plot { logs, out } => {
             for p in plot_logs(&logs, &out)? {
                 println!("{}", p.display());

@@ -25,6 +25,7 @@ shader!(REDUCE, "reduce.wgsl");
 shader!(RMSNORM, "rmsnorm.wgsl");
 shader!(ROPE, "rope.wgsl");
 shader!(SWIGLU, "swiglu.wgsl");
+shader!(LORA, "lora.wgsl");
 
 pub const ALL: &[&ShaderSource] = &[
     &ADAMW,
@@ -38,4 +39,5 @@ pub const ALL: &[&ShaderSource] = &[
     &ELEMENTWISE,
     &EMBEDDING,
     &REDUCE,
+    &LORA,
 ];

@@ -218,6 +218,7 @@ impl ModelConfig {
                     format!("must be an object of ReLoRA settings (r, lora_alpha, ...), got {r}"),
                 );
             }
+            super::relora::ReloraConfig::of(self)?;
         }
         // Sizes must be addressable on this target (wasm32 has a 32-bit usize).
         let mut total: usize = 0;
@@ -251,8 +252,15 @@ impl ModelConfig {
     /// Every parameter in pico's state-dict naming, in a fixed order: the input embedding,
     /// then per layer the attention norm, q, k, v, o, the FFN norm, w_0, w_1, w_2; then the
     /// final norm and the output projection.
+    /// A ReLoRA config (a `relora` block) adds every wrapped linear's `A_lora` and `B_lora`
+    /// after these, in the same order.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
-        self.specs_unchecked()
+        let mut specs = self.specs_unchecked();
+        if let Ok(Some(r)) = super::relora::ReloraConfig::of(self) {
+            let adapters = r.adapter_specs(&specs);
+            specs.extend(adapters);
+        }
+        specs
     }
 
     fn specs_unchecked(&self) -> Vec<ParamSpec> {

@@ -13,18 +13,24 @@
 //! (micro-batches add up) until `record_zero_grads` clears them.
 
 use super::config::{ModelConfig, ParamSpec};
+use super::linear::Linear;
+use super::relora::{ReloraConfig, LINEARS};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 use crate::ops::attention::{self, AttentionShape};
 use crate::ops::embedding::{self, EmbeddingBackward};
+use crate::ops::lora::Seed;
 use crate::ops::{cross_entropy, elementwise, reduce, rmsnorm, rope, swiglu, Matmul, MatmulSpec};
 use std::collections::HashMap;
 
-/// A trainable parameter and its gradient (same shape, accumulated by the backward).
+/// A parameter and its gradient (same shape, accumulated by the backward). Frozen
+/// parameters (the base weights under LoRA adapters) get no gradient: `grad` is a
+/// one-element placeholder and `trainable` is false.
 pub struct Param {
     pub name: String,
     pub value: Tensor,
     pub grad: Tensor,
+    pub trainable: bool,
 }
 
 /// Dispatches of one op family, recorded in order (and timed together by `wgbench step`).
@@ -85,6 +91,14 @@ pub struct Decoder {
     backward: Vec<Stage>,
     embedding_backward: EmbeddingBackward,
     bytes: u64,
+    relora: Option<ReloraConfig>,
+    // The linears own the LoRA buffers their dispatches use.
+    _linears: Vec<Vec<Linear>>,
+    merge: Vec<Dispatch>,
+    reinit: Vec<Dispatch>,
+    lora_b: Vec<usize>,
+    seed: Seed,
+    reset_seed: Seed,
     // Buffers the dispatches use; owned here so the plan is self-contained.
     _acts: Vec<LayerActs>,
     _other: Vec<Tensor>,
@@ -101,10 +115,10 @@ fn mm(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, spec: MatmulSpec) -> Result
 
 /// Collects stages, merging consecutive dispatches of the same family.
 #[derive(Default)]
-struct Program(Vec<Stage>);
+pub struct Program(pub Vec<Stage>);
 
 impl Program {
-    fn push(&mut self, family: &'static str, dispatches: impl IntoIterator<Item = Dispatch>) {
+    pub fn push(&mut self, family: &'static str, dispatches: impl IntoIterator<Item = Dispatch>) {
         match self.0.last_mut() {
             Some(s) if s.family == family => s.dispatches.extend(dispatches),
             _ => self.0.push(Stage {
@@ -154,16 +168,44 @@ impl Decoder {
             head_dim: hd,
         };
 
+        let relora = ReloraConfig::of(c)?;
         let specs: Vec<ParamSpec> = c.param_specs();
         let mut params = Vec::with_capacity(specs.len());
         let mut index = HashMap::new();
         for s in &specs {
+            let trainable = !relora.as_ref().is_some_and(|r| r.wraps_weight(&s.name));
             index.insert(s.name.clone(), params.len());
             params.push(Param {
                 name: s.name.clone(),
                 value: zeros(gpu, &s.shape)?,
-                grad: zeros(gpu, &s.shape)?,
+                grad: zeros(gpu, if trainable { &s.shape } else { &[1] })?,
+                trainable,
             });
+        }
+        // LoRA dropout's RNG key, reseeded every micro-step (see `set_dropout_seed`).
+        let seed = Seed::new(gpu, 0);
+        // Every layer's seven linears, plain or wrapped with LoRA adapters.
+        let mut linears: Vec<Vec<Linear>> = Vec::with_capacity(c.n_layers);
+        for l in 0..c.n_layers {
+            let mut layer = Vec::with_capacity(LINEARS.len());
+            for (i, (path, _)) in LINEARS.iter().enumerate() {
+                let w = index[&format!("layers.{l}.{path}.weight")];
+                layer.push(match &relora {
+                    Some(r) if r.wraps(path) => Linear::lora(
+                        gpu,
+                        &params,
+                        w,
+                        index[&format!("layers.{l}.{path}.A_lora.weight")],
+                        index[&format!("layers.{l}.{path}.B_lora.weight")],
+                        n,
+                        r.scale(),
+                        r.lora_dropout as f32,
+                        (l * LINEARS.len() + i) as u32,
+                    )?,
+                    _ => Linear::plain(w),
+                });
+            }
+            linears.push(layer);
         }
         let p = |name: &str| -> &Param { &params[index[name]] };
 
@@ -172,6 +214,7 @@ impl Decoder {
         let table = Tensor::from_f32(gpu, &[seq, hd], &rope::table(seq, hd, c.position_emb_theta))?;
         let x0 = zeros(gpu, &[n, d])?;
 
+        let mut bytes_extra = 0u64;
         let mut fwd = Program::default();
         fwd.push(
             "embedding",
@@ -181,7 +224,7 @@ impl Decoder {
         // Forward, layer by layer.
         let mut acts: Vec<LayerActs> = Vec::with_capacity(c.n_layers);
         let mut x = x0;
-        for l in 0..c.n_layers {
+        for (l, layer) in linears.iter().enumerate() {
             let w = |s: &str| &p(&format!("layers.{l}.{s}")).value;
             let a = LayerActs {
                 x,
@@ -203,7 +246,6 @@ impl Decoder {
             };
             let flat = |t: &Tensor| t.reshaped(&[n, t.numel() / n]);
             let (q2, k2, v2, attn2) = (flat(&a.q)?, flat(&a.k)?, flat(&a.v)?, flat(&a.attn)?);
-            let proj = MatmulSpec::nt();
             let eps = c.norm_eps as f32;
             fwd.push(
                 "norm",
@@ -216,18 +258,12 @@ impl Decoder {
                     &a.rstd1,
                 )?],
             );
-            fwd.push(
-                "matmul",
-                mm(gpu, &a.n1, w("attention.q_proj.weight"), &q2, proj)?,
-            );
-            fwd.push(
-                "matmul",
-                mm(gpu, &a.n1, w("attention.k_proj.weight"), &k2, proj)?,
-            );
-            fwd.push(
-                "matmul",
-                mm(gpu, &a.n1, w("attention.v_proj.weight"), &v2, proj)?,
-            );
+            let [lq, lk, lv, lo, l0, l1, l2] = &layer[..] else {
+                unreachable!("seven linears per layer")
+            };
+            lq.forward(gpu, &params, &mut fwd, &seed, &a.n1, &q2)?;
+            lk.forward(gpu, &params, &mut fwd, &seed, &a.n1, &k2)?;
+            lv.forward(gpu, &params, &mut fwd, &seed, &a.n1, &v2)?;
             fwd.push("rope", [rope::apply(gpu, &a.q, &table, &a.q_rot, false)?]);
             fwd.push("rope", [rope::apply(gpu, &a.k, &table, &a.k_rot, false)?]);
             fwd.push(
@@ -235,10 +271,7 @@ impl Decoder {
                 attention::forward(gpu, &a.q_rot, &a.k_rot, &a.v, &a.attn, &a.lse, att)?,
             );
             let o = zeros(gpu, &[n, d])?;
-            fwd.push(
-                "matmul",
-                mm(gpu, &attn2, w("attention.o_proj.weight"), &o, proj)?,
-            );
+            lo.forward(gpu, &params, &mut fwd, &seed, &attn2, &o)?;
             fwd.push("elementwise", [elementwise::add(gpu, &a.x, &o, &a.h)?]);
             fwd.push(
                 "norm",
@@ -251,17 +284,11 @@ impl Decoder {
                     &a.rstd2,
                 )?],
             );
-            fwd.push(
-                "matmul",
-                mm(gpu, &a.n2, w("swiglu.w_0.weight"), &a.g, proj)?,
-            );
-            fwd.push(
-                "matmul",
-                mm(gpu, &a.n2, w("swiglu.w_1.weight"), &a.u, proj)?,
-            );
+            l0.forward(gpu, &params, &mut fwd, &seed, &a.n2, &a.g)?;
+            l1.forward(gpu, &params, &mut fwd, &seed, &a.n2, &a.u)?;
             fwd.push("swiglu", [swiglu::forward(gpu, &a.g, &a.u, &a.act)?]);
             let f = zeros(gpu, &[n, d])?;
-            fwd.push("matmul", mm(gpu, &a.act, w("swiglu.w_2.weight"), &f, proj)?);
+            l2.forward(gpu, &params, &mut fwd, &seed, &a.act, &f)?;
             let next = zeros(gpu, &[n, d])?;
             fwd.push("elementwise", [elementwise::add(gpu, &a.h, &f, &next)?]);
             // `o` and `f` are only needed inside the forward: the dispatches keep them alive.
@@ -348,21 +375,18 @@ impl Decoder {
             let w = |s: &str| p(&format!("layers.{l}.{s}"));
             let flat = |t: &Tensor| t.reshaped(&[n, t.numel() / n]);
             // FFN branch: dres is the gradient of x' = h + w_2(...).
-            let w2 = w("swiglu.w_2.weight");
-            bwd.push("matmul", mm(gpu, &s.dres, &w2.value, &s.dact, grad_x)?);
-            bwd.push("matmul", mm(gpu, &s.dres, &a.act, &w2.grad, grad_w)?);
+            let [lq, lk, lv, lo, l0, l1, l2] = &linears[l][..] else {
+                unreachable!("seven linears per layer")
+            };
+            l2.backward(
+                gpu, &params, &mut bwd, &seed, &a.act, &s.dres, &s.dact, false,
+            )?;
             bwd.push(
                 "swiglu",
                 [swiglu::backward(gpu, &a.g, &a.u, &s.dact, &s.dg, &s.du)?],
             );
-            let (w0, w1) = (w("swiglu.w_0.weight"), w("swiglu.w_1.weight"));
-            bwd.push("matmul", mm(gpu, &s.dg, &w0.value, &s.dnorm, grad_x)?);
-            bwd.push(
-                "matmul",
-                mm(gpu, &s.du, &w1.value, &s.dnorm, grad_x.accumulate())?,
-            );
-            bwd.push("matmul", mm(gpu, &s.dg, &a.n2, &w0.grad, grad_w)?);
-            bwd.push("matmul", mm(gpu, &s.du, &a.n2, &w1.grad, grad_w)?);
+            l0.backward(gpu, &params, &mut bwd, &seed, &a.n2, &s.dg, &s.dnorm, false)?;
+            l1.backward(gpu, &params, &mut bwd, &seed, &a.n2, &s.du, &s.dnorm, true)?;
             let sn = w("swiglu_norm.weight");
             bwd.push(
                 "norm",
@@ -375,10 +399,10 @@ impl Decoder {
                 [elementwise::accumulate(gpu, &s.dres, &s.dtmp)?],
             );
             // Attention branch: dres is now the gradient of h = x + o_proj(...).
-            let wo = w("attention.o_proj.weight");
             let (dattn2, attn2) = (flat(&s.dattn)?, flat(&a.attn)?);
-            bwd.push("matmul", mm(gpu, &s.dres, &wo.value, &dattn2, grad_x)?);
-            bwd.push("matmul", mm(gpu, &s.dres, &attn2, &wo.grad, grad_w)?);
+            lo.backward(
+                gpu, &params, &mut bwd, &seed, &attn2, &s.dres, &dattn2, false,
+            )?;
             bwd.push(
                 "attention",
                 attention::backward(
@@ -389,23 +413,9 @@ impl Decoder {
             bwd.push("rope", [rope::apply(gpu, &s.dq_rot, &table, &s.dq, true)?]);
             bwd.push("rope", [rope::apply(gpu, &s.dk_rot, &table, &s.dk, true)?]);
             let (dq2, dk2, dv2) = (flat(&s.dq)?, flat(&s.dk)?, flat(&s.dv)?);
-            let (wq, wk, wv) = (
-                w("attention.q_proj.weight"),
-                w("attention.k_proj.weight"),
-                w("attention.v_proj.weight"),
-            );
-            bwd.push("matmul", mm(gpu, &dq2, &wq.value, &s.dnorm, grad_x)?);
-            bwd.push(
-                "matmul",
-                mm(gpu, &dk2, &wk.value, &s.dnorm, grad_x.accumulate())?,
-            );
-            bwd.push(
-                "matmul",
-                mm(gpu, &dv2, &wv.value, &s.dnorm, grad_x.accumulate())?,
-            );
-            bwd.push("matmul", mm(gpu, &dq2, &a.n1, &wq.grad, grad_w)?);
-            bwd.push("matmul", mm(gpu, &dk2, &a.n1, &wk.grad, grad_w)?);
-            bwd.push("matmul", mm(gpu, &dv2, &a.n1, &wv.grad, grad_w)?);
+            lq.backward(gpu, &params, &mut bwd, &seed, &a.n1, &dq2, &s.dnorm, false)?;
+            lk.backward(gpu, &params, &mut bwd, &seed, &a.n1, &dk2, &s.dnorm, true)?;
+            lv.backward(gpu, &params, &mut bwd, &seed, &a.n1, &dv2, &s.dnorm, true)?;
             let an = w("attention_norm.weight");
             bwd.push(
                 "norm",
@@ -421,11 +431,38 @@ impl Decoder {
         let embedding_backward =
             EmbeddingBackward::new(gpu, &s.dres, &p("embedding_proj.weight").grad)?;
 
-        let other = vec![table, x, nf, rstdf, lse_ce];
-        let mut bytes: u64 = params
+        // ReLoRA's reset: merge every adapter into its base weight, then (after B is
+        // cleared) draw A anew from the reset seed.
+        let reset_seed = Seed::new(gpu, 0);
+        let mut merge = Vec::new();
+        let mut reinit = Vec::new();
+        let mut lora_b = Vec::new();
+        if let Some(r) = &relora {
+            for (i, lin) in linears.iter().flatten().enumerate() {
+                merge.extend(lin.merge(gpu, &params, r.quirk_merge_without_scale)?);
+                if let Some(l) = &lin.lora {
+                    reinit.extend(crate::ops::lora::kaiming_uniform(
+                        gpu,
+                        &params[l.a].value,
+                        &reset_seed,
+                        i as u32,
+                    )?);
+                    lora_b.push(l.b);
+                }
+            }
+        }
+        bytes_extra += linears
             .iter()
-            .map(|p| p.value.size_bytes() + p.grad.size_bytes())
-            .sum();
+            .flatten()
+            .map(Linear::activation_bytes)
+            .sum::<u64>();
+
+        let other = vec![table, x, nf, rstdf, lse_ce];
+        let mut bytes: u64 = bytes_extra
+            + params
+                .iter()
+                .map(|p| p.value.size_bytes() + p.grad.size_bytes())
+                .sum::<u64>();
         bytes += acts
             .iter()
             .map(|a| {
@@ -465,6 +502,13 @@ impl Decoder {
             backward: bwd.0,
             embedding_backward,
             bytes,
+            relora,
+            _linears: linears,
+            merge,
+            reinit,
+            lora_b,
+            seed,
+            reset_seed,
             _acts: acts,
             _other: other,
             _scratch: s,
@@ -601,13 +645,54 @@ impl Decoder {
         super::checkpoint::save(dir, &self.config, &tensors)
     }
 
-    /// Seeded initialisation as in the reference (see `init`).
+    /// Seeded initialisation as in the reference (see `init`); LoRA's B starts at zero, and
+    /// so does A with the reference's `quirk_zero_init_a`.
     pub fn init_params(&self, gpu: &Gpu, seed: u64) -> Result<()> {
+        let zero_a = self.relora.as_ref().is_some_and(|r| r.quirk_zero_init_a);
         for p in &self.params {
-            let v = super::init::init_param(&p.name, p.value.shape(), seed);
+            let zero = p.name.ends_with(".B_lora.weight")
+                || (zero_a && p.name.ends_with(".A_lora.weight"));
+            let v = if zero {
+                vec![0.0; p.value.numel()]
+            } else {
+                super::init::init_param(&p.name, p.value.shape(), seed)
+            };
             p.value.write(gpu, bytemuck::cast_slice(&v))?;
         }
         Ok(())
+    }
+
+    /// The ReLoRA settings when the model has LoRA adapters.
+    pub fn relora(&self) -> Option<&ReloraConfig> {
+        self.relora.as_ref()
+    }
+
+    /// The key of LoRA dropout's masks for the next submission (set it per micro-step; the
+    /// forward and backward of one micro-step must see the same key).
+    pub fn set_dropout_seed(&self, gpu: &Gpu, seed: u32) {
+        self.seed.set_seed(gpu, seed);
+    }
+
+    /// ReLoRA's merge-and-reset, on the device: `W += s B A` for every adapter, then B = 0 and
+    /// A drawn anew (kaiming-uniform) from `seed`. The model's function is unchanged (B = 0).
+    /// The optimizer's moments are the trainer's to prune.
+    pub fn record_merge_and_reset(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, seed: u32) {
+        self.reset_seed.set_seed(gpu, seed);
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for d in &self.merge {
+                d.record(&mut pass);
+            }
+        }
+        for &b in &self.lora_b {
+            for piece in self.params[b].value.pieces() {
+                encoder.clear_buffer(&piece.buffer, 0, None);
+            }
+        }
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        for d in &self.reinit {
+            d.record(&mut pass);
+        }
     }
 }
 

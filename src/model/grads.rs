@@ -13,7 +13,7 @@ pub struct GradsOutput {
     /// `[B, T, V]`
     pub logits: Vec<f32>,
     pub logits_shape: [usize; 3],
-    /// (parameter name, shape, gradient of the mean loss)
+    /// (parameter name, shape, gradient of the mean loss) for every trainable parameter
     pub grads: Vec<(String, Vec<usize>, Vec<f32>)>,
 }
 
@@ -80,7 +80,8 @@ pub async fn compute(
     model.record_backward(&mut enc);
     gpu.submit(enc);
     let mut grads = Vec::with_capacity(model.params().len());
-    for p in model.params() {
+    // Frozen parameters (base weights under LoRA adapters) have no gradient.
+    for p in model.params().iter().filter(|p| p.trainable) {
         grads.push((
             p.name.clone(),
             p.grad.shape().to_vec(),

@@ -5,3 +5,5 @@ pub mod config;
 pub mod decoder;
 pub mod grads;
 pub mod init;
+pub mod linear;
+pub mod relora;

@@ -7,6 +7,7 @@ mod common;
 pub mod cross_entropy;
 pub mod elementwise;
 pub mod embedding;
+pub mod lora;
 pub mod matmul;
 pub mod reduce;
 pub mod rmsnorm;

@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod cross_entropy;
 pub mod embedding;
+pub mod lora;
 pub mod matmul;
 pub mod real;
 pub mod residual;

@@ -161,9 +161,11 @@ fn same_layout(a: &Tensor, b: &Tensor) -> bool {
 }
 
 impl AdamW {
-    /// Plan AdamW for `params` (e.g. `decoder.params()`), with zeroed moments.
+    /// Plan AdamW for the trainable parameters among `params` (e.g. `decoder.params()`;
+    /// frozen ones, the base weights under LoRA adapters, are skipped), with zeroed moments.
     pub fn new(gpu: &Gpu, params: &[Param], config: AdamWConfig) -> Result<AdamW> {
         config.validate()?;
+        let params: Vec<&Param> = params.iter().filter(|p| p.trainable).collect();
         let step_buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("adamw step"),
             size: std::mem::size_of::<StepUniform>() as u64,
@@ -176,7 +178,7 @@ impl AdamW {
         // (param index, piece index, first partial, chunks)
         let mut partial_plan = Vec::new();
         let mut partials = 0usize;
-        for p in params {
+        for p in params.iter() {
             let problem = |detail: String| Error::Shape {
                 op: "AdamW",
                 detail: format!("parameter {}: {detail}", p.name),

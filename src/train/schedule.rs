@@ -43,6 +43,40 @@ pub fn cosine(step: u64, warmup_steps: u64, max_steps: u64, min_lr_ratio: f64) -
     min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
 }
 
+/// pico-relora's `relora_jagged_cosine` (the original ReLoRA's cosine schedule with
+/// multiple warmups):
+///
+/// - `step < warmup_steps`: `step / max(1, warmup_steps)`;
+/// - in the first `restart_warmup_steps` steps of every `restart_every` period after the
+///   first (`step >= restart_every` and `step % restart_every < restart_warmup_steps`), a
+///   ramp from 0: `(step % restart_every) / max(1, restart_warmup_steps)` times the cosine
+///   value at the ramp's end (`k * restart_every + restart_warmup_steps`), so the curve
+///   rejoins the cosine without a jump;
+/// - otherwise [`cosine`]`(step, warmup_steps, max_steps, min_lr_ratio)`.
+///
+/// With ReLoRA's resets at update `t = k * restart_every + 1` (`step = k * restart_every`),
+/// every reset starts a ramp from 0.
+pub fn relora_jagged_cosine(
+    step: u64,
+    warmup_steps: u64,
+    max_steps: u64,
+    min_lr_ratio: f64,
+    restart_every: u64,
+    restart_warmup_steps: u64,
+) -> f64 {
+    if step < warmup_steps {
+        return warmup(step, warmup_steps);
+    }
+    let every = restart_every.max(1);
+    let into = step % every;
+    if step >= every && into < restart_warmup_steps {
+        let ramp_end = step - into + restart_warmup_steps;
+        let target = cosine(ramp_end, warmup_steps, max_steps, min_lr_ratio);
+        return into as f64 / restart_warmup_steps.max(1) as f64 * target;
+    }
+    cosine(step, warmup_steps, max_steps, min_lr_ratio)
+}
+
 /// A constant 1, after an optional linear warmup (`step / max(1, warmup_steps)` while
 /// `step < warmup_steps`; `warmup_steps = 0` means no warmup).
 pub fn constant(step: u64, warmup_steps: u64) -> f64 {
@@ -63,17 +97,25 @@ pub enum Schedule {
     LinearWithWarmup,
     Cosine,
     Constant,
+    /// pico-relora's schedule; its restart settings live in [`LrSchedule`].
+    ReloraJaggedCosine,
 }
 
 impl Schedule {
     /// Every accepted name, in the order error messages list them.
-    pub const NAMES: [&'static str; 3] = ["linear_with_warmup", "cosine", "constant"];
+    pub const NAMES: [&'static str; 4] = [
+        "linear_with_warmup",
+        "cosine",
+        "constant",
+        "relora_jagged_cosine",
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Schedule::LinearWithWarmup => "linear_with_warmup",
             Schedule::Cosine => "cosine",
             Schedule::Constant => "constant",
+            Schedule::ReloraJaggedCosine => "relora_jagged_cosine",
         }
     }
 
@@ -90,6 +132,9 @@ impl Schedule {
             Schedule::LinearWithWarmup => linear_with_warmup(step, warmup_steps, max_steps),
             Schedule::Cosine => cosine(step, warmup_steps, max_steps, min_lr_ratio),
             Schedule::Constant => constant(step, warmup_steps),
+            // Without restart settings the jagged schedule is its underlying cosine; use
+            // `LrSchedule::lr_at` for the restarts.
+            Schedule::ReloraJaggedCosine => cosine(step, warmup_steps, max_steps, min_lr_ratio),
         }
     }
 }
@@ -102,6 +147,7 @@ impl FromStr for Schedule {
             "linear_with_warmup" => Ok(Schedule::LinearWithWarmup),
             "cosine" => Ok(Schedule::Cosine),
             "constant" => Ok(Schedule::Constant),
+            "relora_jagged_cosine" | "jagged_cosine" => Ok(Schedule::ReloraJaggedCosine),
             other => Err(Error::Invalid(format!(
                 "unknown lr_scheduler '{other}': choose one of {}",
                 Schedule::NAMES.join(", ")
@@ -126,15 +172,68 @@ pub struct LrSchedule {
     pub max_steps: u64,
     /// Floor of [`Schedule::Cosine`] as a fraction of `lr`.
     pub min_lr_ratio: f64,
+    /// [`Schedule::ReloraJaggedCosine`]: restart period (ReLoRA's reset_frequency) and the
+    /// length of the ramp after each restart.
+    pub restart_every: u64,
+    pub restart_warmup_steps: u64,
 }
 
 impl LrSchedule {
     /// The learning rate of the update at `step` (0 for the first update; Adam's `t = step + 1`).
     pub fn lr_at(&self, step: u64) -> f64 {
+        if self.schedule == Schedule::ReloraJaggedCosine {
+            return self.lr
+                * relora_jagged_cosine(
+                    step,
+                    self.warmup_steps,
+                    self.max_steps,
+                    self.min_lr_ratio,
+                    self.restart_every,
+                    self.restart_warmup_steps,
+                );
+        }
         self.lr
             * self
                 .schedule
                 .multiplier(step, self.warmup_steps, self.max_steps, self.min_lr_ratio)
+    }
+}
+
+#[cfg(test)]
+mod jagged_tests {
+    use super::*;
+
+    /// Values of the study's schedule (warmup 2000, resets every 2000, ramps of 100,
+    /// min ratio 0.1, 20,000 steps), computed independently with Python's math module.
+    #[test]
+    fn jagged_cosine_matches_a_reference_table() {
+        let s = LrSchedule {
+            schedule: "relora_jagged_cosine".parse().unwrap(),
+            lr: 1.0,
+            warmup_steps: 2000,
+            max_steps: 20000,
+            min_lr_ratio: 0.1,
+            restart_every: 2000,
+            restart_warmup_steps: 100,
+        };
+        for (step, want) in [
+            (0, 0.0),
+            (1000, 0.5),
+            (1999, 0.9995),
+            (2000, 0.0),
+            (2050, 0.4999657314),
+            (2099, 0.9899321482),
+            (2100, 0.9999314628),
+            (3000, 0.9931634889),
+            (4000, 0.0),
+            (4010, 0.0970111192),
+            (11000, 0.55),
+            (19999, 0.1000000069),
+            (20000, 0.0),
+        ] {
+            let got = s.lr_at(step);
+            assert!((got - want).abs() < 1e-9, "step {step}: {got} vs {want}");
+        }
     }
 }
 
@@ -250,6 +349,8 @@ mod tests {
             warmup_steps: 2500,
             max_steps: 200_000,
             min_lr_ratio: 0.0,
+            restart_every: 0,
+            restart_warmup_steps: 0,
         };
         assert_eq!(s.lr_at(0), 0.0);
         close(s.lr_at(1250), 1.5e-4, "half warmup");
@@ -257,6 +358,8 @@ mod tests {
         let c = LrSchedule {
             schedule: Schedule::Cosine,
             min_lr_ratio: 0.1,
+            restart_every: 0,
+            restart_warmup_steps: 0,
             ..s.clone()
         };
         close(c.lr_at(200_000), 3e-5, "cosine floor");

@@ -15,7 +15,9 @@ use crate::metrics::log::MetricsLog;
 use crate::model::checkpoint::{self, write_safetensors, HostSlice};
 use crate::model::config::ModelConfig;
 use crate::model::decoder::Decoder;
+use crate::model::relora::{OptimizerReset, ReloraConfig};
 use crate::ops::elementwise;
+use crate::ops::lora::{self, MagnitudeRule, MagnitudeScratch, Seed};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,6 +72,22 @@ pub struct Trainer<'g> {
     pending_lr: BTreeMap<u64, f64>,
     pub show_progress: bool,
     losses: Vec<(u64, f32)>,
+    /// ReLoRA: pruning of the LoRA parameters' Adam moments at each reset.
+    prune: Vec<Dispatch>,
+    prune_seed: Seed,
+    /// Steps (1-based) that started with a merge-and-reset in this session.
+    pub resets: Vec<u64>,
+    _magnitude_scratch: Vec<MagnitudeScratch>,
+}
+
+/// A 32-bit key for (seed, purpose, step, index), for the device RNG streams.
+fn key(seed: u64, purpose: u64, step: u64, index: u64) -> u32 {
+    let mut rng = crate::model::init::Rng::new(
+        seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ step.wrapping_mul(0xD6E8_FEB8_6659_FD93)
+            ^ index.rotate_left(32),
+    );
+    (rng.next_u64() >> 32) as u32
 }
 
 fn has_ext(p: &Path, exts: &[&str]) -> bool {
@@ -298,13 +316,50 @@ impl<'g> Trainer<'g> {
                 max_grad_norm: o.max_grad_norm,
             },
         )?;
+        let relora = ReloraConfig::of(&model_config)?;
         let schedule = LrSchedule {
             schedule: o.lr_scheduler.parse()?,
             lr: o.lr,
             warmup_steps: o.lr_warmup_steps,
             max_steps: config.training.max_steps,
             min_lr_ratio: o.min_lr_ratio,
+            restart_every: relora.as_ref().map_or(0, |r| r.reset_frequency),
+            restart_warmup_steps: o.restart_warmup_steps.unwrap_or(0),
         };
+        // ReLoRA's optimizer reset: prune the Adam moments of every A and B.
+        let prune_seed = Seed::new(gpu, 0);
+        let mut prune = Vec::new();
+        let mut scratch = Vec::new();
+        if let Some(r) = &relora {
+            for (i, st) in optim.state().iter().enumerate() {
+                if !(st.name.ends_with(".A_lora.weight") || st.name.ends_with(".B_lora.weight")) {
+                    continue;
+                }
+                let ratio = r.prune_ratio as f32;
+                match r.optimizer_reset {
+                    OptimizerReset::Random => prune.extend(lora::prune_random(
+                        gpu,
+                        &st.m,
+                        &st.v,
+                        ratio,
+                        &prune_seed,
+                        i as u32,
+                    )?),
+                    OptimizerReset::Magnitude => {
+                        let sc = MagnitudeScratch::new(gpu)?;
+                        prune.extend(lora::prune_magnitude(
+                            gpu,
+                            &st.m,
+                            &st.v,
+                            ratio,
+                            MagnitudeRule::Each,
+                            &sc,
+                        )?);
+                        scratch.push(sc);
+                    }
+                }
+            }
+        }
         let loss_sum = Tensor::zeros(gpu, &[1], DType::F32)?;
         let add_loss = elementwise::accumulate(gpu, &loss_sum, model.loss())?;
         let log = MetricsLog::open(&run_dir.join("metrics.jsonl"))?;
@@ -328,6 +383,10 @@ impl<'g> Trainer<'g> {
             pending_lr: BTreeMap::new(),
             show_progress: true,
             losses: Vec::new(),
+            prune,
+            prune_seed,
+            resets: Vec::new(),
+            _magnitude_scratch: scratch,
         })
     }
 
@@ -382,6 +441,25 @@ impl<'g> Trainer<'g> {
             .optimization
             .gradient_accumulation_steps;
         let micro = self.config.micro_batch();
+        let t = self.step + 1;
+        let seed = self.config.training.seed;
+        if self.model.relora().is_some_and(|r| r.resets_at(t)) {
+            // Merge-and-reset before this step's forward; the moments of A and B are pruned,
+            // Adam's step counter is left as it is.
+            let mut enc = gpu.encoder();
+            self.model
+                .record_merge_and_reset(gpu, &mut enc, key(seed, 1, t, 0));
+            self.prune_seed.set_seed(gpu, key(seed, 2, t, 0));
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                for d in &self.prune {
+                    d.record(&mut pass);
+                }
+            }
+            gpu.submit(enc);
+            self.resets.push(t);
+            self.log.write(t, &[("relora/reset", 1.0)])?;
+        }
         let mut enc = gpu.encoder();
         self.model.record_zero_grads(&mut enc);
         enc.clear_buffer(&self.loss_sum.pieces()[0].buffer, 0, None);
@@ -392,6 +470,7 @@ impl<'g> Trainer<'g> {
             }
             let batch = self.data.next_batch(micro)?;
             self.model.set_batch(gpu, &batch)?;
+            self.model.set_dropout_seed(gpu, key(seed, 3, t, a as u64));
             self.model.record_forward(&mut enc);
             {
                 let mut pass = enc.begin_compute_pass(&Default::default());

@@ -47,6 +47,9 @@ enum Command {
         /// Timed steps (after one warm-up).
         #[arg(long, default_value_t = 3)]
         steps: usize,
+        /// Also time pico-relora's step (LoRA r 16 on every linear) beside the plain one.
+        #[arg(long)]
+        relora: bool,
     },
 }
 
@@ -244,7 +247,8 @@ fn main() -> ExitCode {
             batch,
             seq,
             steps,
-        } => step::bench_step(&backend, &config, batch, seq, steps),
+            relora,
+        } => step::bench_step(&backend, &config, batch, seq, steps, relora),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -81,12 +81,42 @@ fn family_times(gpu: &Gpu, model: &Decoder) -> Result<Option<BTreeMap<&'static s
     Ok(Some(out))
 }
 
+/// Plan `config`, run one warm-up step, then time `steps` steps: (seconds per step, loss).
+fn measure(gpu: &Gpu, config: &ModelConfig, batch: usize, seq: usize, steps: usize) -> Result<(Decoder, f64, f32)> {
+    let model = Decoder::new(gpu, config, batch, seq)?;
+    model.init_params(gpu, 0)?;
+    let mut rng = Rng::new(1);
+    let tokens: Vec<u32> = (0..batch * (seq + 1))
+        .map(|_| (rng.next_u64() % config.vocab_size as u64) as u32)
+        .collect();
+    model.set_batch(gpu, &tokens)?;
+    one_step(gpu, &model)?; // warm-up: pipelines compile here
+    let t0 = Instant::now();
+    for _ in 0..steps {
+        one_step(gpu, &model)?;
+    }
+    let per_step = t0.elapsed().as_secs_f64() / steps as f64;
+    let loss = model.loss().to_vec_f32(gpu)?[0];
+    Ok((model, per_step, loss))
+}
+
+/// pico-relora's adapters (r 16, alpha 32, dropout 0.1 on every attention and FFN linear).
+fn with_relora(mut c: ModelConfig) -> ModelConfig {
+    c.relora = Some(serde_json::json!({
+        "target_modules": ["attention", "swiglu"], "reset_frequency": 2000, "r": 16,
+        "lora_alpha": 32, "lora_dropout": 0.1, "keep_original_weights": true,
+        "lora_only": false, "trainable_scaling": false
+    }));
+    c
+}
+
 pub fn bench_step(
     backend: &str,
     preset: &str,
     batch: usize,
     seq: usize,
     steps: usize,
+    relora: bool,
 ) -> Result<()> {
     let gpu = Gpu::new_blocking(GpuOptions {
         backend: backend.parse()?,
@@ -101,22 +131,7 @@ pub fn bench_step(
         "model: pico-decoder {preset} ({:.1} M parameters), micro-batch {batch} x {seq} tokens",
         config.num_params() as f64 / 1e6
     );
-    let t0 = Instant::now();
-    let model = Decoder::new(&gpu, &config, batch, seq)?;
-    model.init_params(&gpu, 0)?;
-    let mut rng = Rng::new(1);
-    let tokens: Vec<u32> = (0..batch * (seq + 1))
-        .map(|_| (rng.next_u64() % config.vocab_size as u64) as u32)
-        .collect();
-    model.set_batch(&gpu, &tokens)?;
-    one_step(&gpu, &model)?; // warm-up: pipelines compile here
-    println!("planning + first step: {:.2} s", t0.elapsed().as_secs_f64());
-    let t0 = Instant::now();
-    for _ in 0..steps {
-        one_step(&gpu, &model)?;
-    }
-    let per_step = t0.elapsed().as_secs_f64() / steps as f64;
-    let loss = model.loss().to_vec_f32(&gpu)?[0];
+    let (model, per_step, loss) = measure(&gpu, &config, batch, seq, steps)?;
     println!(
         "step (forward + backward): {:.1} ms, {:.0} tokens/s, loss {loss:.4} (random init; ln V = {:.4})",
         per_step * 1e3,
@@ -127,21 +142,36 @@ pub fn bench_step(
         "planned GPU memory (parameters, gradients, activations, scratch): {:.1} MiB",
         model.planned_bytes() as f64 / (1024.0 * 1024.0)
     );
-    match family_times(&gpu, &model)? {
+    if relora {
+        let rc = with_relora(config.clone());
+        let (rmodel, r_step, r_loss) = measure(&gpu, &rc, batch, seq, steps)?;
+        println!(
+            "pico-relora {preset} step (r 16, dropout 0.1): {:.1} ms, {:.0} tokens/s, loss {r_loss:.4}; \
+             {:.2}x the plain step; planned memory {:.1} MiB",
+            r_step * 1e3,
+            (batch * seq) as f64 / r_step,
+            r_step / per_step,
+            rmodel.planned_bytes() as f64 / (1024.0 * 1024.0)
+        );
+        report_families(&gpu, &rmodel, "pico-relora")?;
+    } else {
+        report_families(&gpu, &model, "pico-decoder")?;
+    }
+    Ok(())
+}
+
+fn report_families(gpu: &Gpu, model: &Decoder, what: &str) -> Result<()> {
+    match family_times(gpu, model)? {
         Some(times) => {
             let total: f64 = times.values().sum();
             println!(
-                "GPU time per op family (timestamp queries, one step, {:.1} ms in all):",
+                "{what}: GPU time per op family (timestamp queries, one step, {:.1} ms in all):",
                 total * 1e3
             );
             let mut rows: Vec<_> = times.into_iter().collect();
             rows.sort_by(|a, b| b.1.total_cmp(&a.1));
             for (family, t) in rows {
-                println!(
-                    "  {family:<18} {:>8.2} ms  {:>5.1} %",
-                    t * 1e3,
-                    100.0 * t / total
-                );
+                println!("  {family:<18} {:>8.2} ms  {:>5.1} %", t * 1e3, 100.0 * t / total);
             }
         }
         None => println!("(this adapter has no timestamp queries: no per-op breakdown)"),

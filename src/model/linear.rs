@@ -1,0 +1,190 @@
+//! A linear layer of the decoder, `y = x Wᵀ` with W stored `[out, in]`, optionally wrapped
+//! with LoRA adapters (pico-relora): `y = x Wᵀ + s · dropout(x) Aᵀ Bᵀ`, W frozen.
+//! Forward and backward are planned together here so both sides of the math sit side by side.
+//!
+//! Backward of the LoRA form, with h = dropout(x) Aᵀ (saved by the forward):
+//!   dx  = dy W  +  dropout'(dh A)      dh = s · dy B
+//!   dB += s · dyᵀ h                   dA += dhᵀ dropout(x)
+//! and no gradient for W.
+
+use super::decoder::{Param, Program};
+use crate::error::Result;
+use crate::gpu::{DType, Dispatch, Gpu, Tensor};
+use crate::ops::lora::{self, Seed};
+use crate::ops::{Matmul, MatmulSpec};
+
+fn mm(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, spec: MatmulSpec) -> Result<Vec<Dispatch>> {
+    Ok(Matmul::new(gpu, a, b, c, spec)?.into_dispatches())
+}
+
+/// The adapters of one wrapped linear and the buffers their passes need.
+pub struct Lora {
+    pub scale: f32,
+    pub a: usize,
+    pub b: usize,
+    /// dropout(x) when dropout is on; x itself otherwise.
+    xd: Option<Tensor>,
+    h: Tensor,
+    dh: Tensor,
+    dxd: Option<Tensor>,
+    /// LoRA dropout probability (0: off) and this linear's RNG stream.
+    p: f32,
+    stream: u32,
+}
+
+pub struct Linear {
+    /// Index of the base weight in the parameter list.
+    pub w: usize,
+    pub lora: Option<Lora>,
+}
+
+impl Linear {
+    pub fn plain(w: usize) -> Linear {
+        Linear { w, lora: None }
+    }
+
+    /// A wrapped linear for `n` rows of input: adapters `a` [r, in] and `b` [out, r].
+    #[allow(clippy::too_many_arguments)]
+    pub fn lora(
+        gpu: &Gpu,
+        params: &[Param],
+        w: usize,
+        a: usize,
+        b: usize,
+        n: usize,
+        scale: f32,
+        dropout: f32,
+        stream: u32,
+    ) -> Result<Linear> {
+        let (r, input) = (params[a].value.shape()[0], params[a].value.shape()[1]);
+        let z = |shape: &[usize]| Tensor::zeros(gpu, shape, DType::F32);
+        let on = dropout > 0.0;
+        Ok(Linear {
+            w,
+            lora: Some(Lora {
+                scale,
+                a,
+                b,
+                xd: if on { Some(z(&[n, input])?) } else { None },
+                h: z(&[n, r])?,
+                dh: z(&[n, r])?,
+                dxd: if on { Some(z(&[n, input])?) } else { None },
+                p: dropout,
+                stream,
+            }),
+        })
+    }
+
+    /// `y = linear(x)` (overwrites y). Dropout masks come from `seed` (reseeded per
+    /// micro-step) and this linear's stream; the backward regenerates the same mask.
+    pub fn forward(
+        &self,
+        gpu: &Gpu,
+        params: &[Param],
+        prog: &mut Program,
+        seed: &Seed,
+        x: &Tensor,
+        y: &Tensor,
+    ) -> Result<()> {
+        prog.push(
+            "matmul",
+            mm(gpu, x, &params[self.w].value, y, MatmulSpec::nt())?,
+        );
+        if let Some(l) = &self.lora {
+            let xd = match &l.xd {
+                Some(xd) => {
+                    prog.push(
+                        "lora",
+                        [lora::dropout_forward(gpu, x, xd, l.p, seed, l.stream)?],
+                    );
+                    xd
+                }
+                None => x,
+            };
+            prog.push(
+                "lora",
+                mm(gpu, xd, &params[l.a].value, &l.h, MatmulSpec::nt())?,
+            );
+            let up = MatmulSpec::nt().scale(l.scale).accumulate();
+            prog.push("lora", mm(gpu, &l.h, &params[l.b].value, y, up)?);
+        }
+        Ok(())
+    }
+
+    /// Gradients from `dy`: dx overwritten (or added to when `accumulate_dx`), parameter
+    /// gradients added to.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        gpu: &Gpu,
+        params: &[Param],
+        prog: &mut Program,
+        seed: &Seed,
+        x: &Tensor,
+        dy: &Tensor,
+        dx: &Tensor,
+        accumulate_dx: bool,
+    ) -> Result<()> {
+        let w = &params[self.w];
+        let dx_spec = if accumulate_dx {
+            MatmulSpec::nn().accumulate()
+        } else {
+            MatmulSpec::nn()
+        };
+        prog.push("matmul", mm(gpu, dy, &w.value, dx, dx_spec)?);
+        let grad_w = MatmulSpec::tn().accumulate();
+        match &self.lora {
+            None => prog.push("matmul", mm(gpu, dy, x, &w.grad, grad_w)?),
+            Some(l) => {
+                let (a, b) = (&params[l.a], &params[l.b]);
+                let xd = l.xd.as_ref().unwrap_or(x);
+                prog.push(
+                    "lora",
+                    mm(gpu, dy, &b.value, &l.dh, MatmulSpec::nn().scale(l.scale))?,
+                );
+                prog.push("lora", mm(gpu, dy, &l.h, &b.grad, grad_w.scale(l.scale))?);
+                prog.push("lora", mm(gpu, &l.dh, xd, &a.grad, grad_w)?);
+                match &l.dxd {
+                    Some(dxd) => {
+                        prog.push("lora", mm(gpu, &l.dh, &a.value, dxd, MatmulSpec::nn())?);
+                        let back =
+                            lora::dropout_backward_accumulate(gpu, dxd, dx, l.p, seed, l.stream)?;
+                        prog.push("lora", [back]);
+                    }
+                    None => prog.push(
+                        "lora",
+                        mm(gpu, &l.dh, &a.value, dx, MatmulSpec::nn().accumulate())?,
+                    ),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `W += s · B A` (or `W += B A` with the reference's quirk), recorded before the reset.
+    pub fn merge(&self, gpu: &Gpu, params: &[Param], without_scale: bool) -> Result<Vec<Dispatch>> {
+        let Some(l) = &self.lora else {
+            return Ok(Vec::new());
+        };
+        let s = if without_scale { 1.0 } else { l.scale };
+        mm(
+            gpu,
+            &params[l.b].value,
+            &params[l.a].value,
+            &params[self.w].value,
+            MatmulSpec::nn().scale(s).accumulate(),
+        )
+    }
+
+    pub fn activation_bytes(&self) -> u64 {
+        self.lora.as_ref().map_or(0, |l| {
+            [&l.xd, &l.dxd]
+                .iter()
+                .filter_map(|t| t.as_ref())
+                .map(|t| t.size_bytes())
+                .sum::<u64>()
+                + l.h.size_bytes()
+                + l.dh.size_bytes()
+        })
+    }
+}

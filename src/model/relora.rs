@@ -1,0 +1,322 @@
+//! pico-relora's configuration: which linears get LoRA adapters, their rank and scale, the
+//! reset cadence, and the two reference quirks (as options; the defaults are corrected).
+//!
+//! It lives in the model config's `relora` object (config.json and the YAML `model.relora`
+//! block), with pico's keys: `target_modules`, `reset_frequency`, `r`, `lora_alpha`,
+//! `lora_dropout`, `keep_original_weights`, `lora_only`, `trainable_scaling`. wgtrain adds:
+//! - `quirk_zero_init_a` (false): the reference also zeroes A when wrapping, so LoRA gets no
+//!   gradient until the first reset;
+//! - `quirk_merge_without_scale` (false): the reference merges `W += B A` instead of
+//!   `W += s B A`;
+//! - `optimizer_reset` (`random`, or `magnitude` as in the original ReLoRA) and
+//!   `prune_ratio` (0.999): how the Adam moments of the LoRA parameters are pruned at a reset.
+
+use super::config::{ModelConfig, ParamSpec};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// The seven linears of a layer, by module path inside the layer, and which target group
+/// (`attention` / `swiglu`) each belongs to.
+pub const LINEARS: [(&str, &str); 7] = [
+    ("attention.q_proj", "attention"),
+    ("attention.k_proj", "attention"),
+    ("attention.v_proj", "attention"),
+    ("attention.o_proj", "attention"),
+    ("swiglu.w_0", "swiglu"),
+    ("swiglu.w_1", "swiglu"),
+    ("swiglu.w_2", "swiglu"),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerReset {
+    Random,
+    Magnitude,
+}
+
+fn default_targets() -> Vec<String> {
+    vec!["attention".into(), "swiglu".into()]
+}
+fn default_reset() -> u64 {
+    2000
+}
+fn default_r() -> usize {
+    16
+}
+fn default_alpha() -> f64 {
+    32.0
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_true() -> bool {
+    true
+}
+fn default_ratio() -> f64 {
+    0.999
+}
+fn default_reset_kind() -> OptimizerReset {
+    OptimizerReset::Random
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloraConfig {
+    #[serde(default = "default_targets")]
+    pub target_modules: Vec<String>,
+    #[serde(default = "default_reset")]
+    pub reset_frequency: u64,
+    #[serde(default = "default_r")]
+    pub r: usize,
+    #[serde(default = "default_alpha")]
+    pub lora_alpha: f64,
+    #[serde(default = "default_dropout")]
+    pub lora_dropout: f64,
+    #[serde(default = "default_true")]
+    pub keep_original_weights: bool,
+    #[serde(default)]
+    pub lora_only: bool,
+    #[serde(default)]
+    pub trainable_scaling: bool,
+    #[serde(default)]
+    pub quirk_zero_init_a: bool,
+    #[serde(default)]
+    pub quirk_merge_without_scale: bool,
+    #[serde(default = "default_reset_kind")]
+    pub optimizer_reset: OptimizerReset,
+    #[serde(default = "default_ratio")]
+    pub prune_ratio: f64,
+}
+
+fn bad(key: &str, problem: impl std::fmt::Display) -> Error {
+    Error::Config {
+        key: format!("relora.{key}"),
+        problem: problem.to_string(),
+    }
+}
+
+impl ReloraConfig {
+    /// The ReLoRA settings of `config`, if it has a `relora` block.
+    pub fn of(config: &ModelConfig) -> Result<Option<ReloraConfig>> {
+        let Some(v) = &config.relora else {
+            return Ok(None);
+        };
+        let c: ReloraConfig =
+            serde_json::from_value(v.clone()).map_err(|e| bad("(block)", e.to_string()))?;
+        c.validate()?;
+        Ok(Some(c))
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.r == 0 {
+            return Err(bad("r", "must be at least 1"));
+        }
+        if self.reset_frequency == 0 {
+            return Err(bad("reset_frequency", "must be at least 1"));
+        }
+        if !(0.0..1.0).contains(&self.lora_dropout) {
+            return Err(bad(
+                "lora_dropout",
+                format!("must be in [0, 1), got {}", self.lora_dropout),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.prune_ratio) {
+            return Err(bad(
+                "prune_ratio",
+                format!("must be in [0, 1], got {}", self.prune_ratio),
+            ));
+        }
+        if !self.lora_alpha.is_finite() {
+            return Err(bad("lora_alpha", "must be a number"));
+        }
+        for t in &self.target_modules {
+            let known = LINEARS
+                .iter()
+                .any(|(path, group)| t == group || path.ends_with(t.as_str()));
+            if !known {
+                return Err(bad(
+                    "target_modules",
+                    format!("'{t}' is not a module: use attention, swiglu, or q_proj, k_proj, v_proj, o_proj, w_0, w_1, w_2"),
+                ));
+            }
+        }
+        if self.trainable_scaling {
+            return Err(bad(
+                "trainable_scaling",
+                "is not supported (the scale is alpha / r)",
+            ));
+        }
+        if self.lora_only {
+            return Err(bad(
+                "lora_only",
+                "is not supported: the embeddings, output projection and norms stay trainable",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The LoRA scale s = alpha / r.
+    pub fn scale(&self) -> f32 {
+        (self.lora_alpha / self.r as f64) as f32
+    }
+
+    /// Whether the linear at `path` inside a layer (e.g. `attention.q_proj`) gets adapters.
+    pub fn wraps(&self, path: &str) -> bool {
+        let group = LINEARS.iter().find(|(p, _)| *p == path).map(|(_, g)| *g);
+        self.target_modules
+            .iter()
+            .any(|t| Some(t.as_str()) == group || path.ends_with(t.as_str()))
+    }
+
+    /// Whether optimizer step `t` (1-based) starts with a merge-and-reset: as in the
+    /// reference, after the first `reset_frequency` steps, at t = k * reset_frequency + 1.
+    pub fn resets_at(&self, t: u64) -> bool {
+        let f = self.reset_frequency;
+        t > f && t % f == 1 % f
+    }
+
+    /// Whether the base weight named `layers.{i}.{path}.weight` is wrapped (and so frozen).
+    pub fn wraps_weight(&self, name: &str) -> bool {
+        name.strip_prefix("layers.")
+            .and_then(|rest| rest.split_once('.'))
+            .and_then(|(_, path)| path.strip_suffix(".weight"))
+            .is_some_and(|path| self.wraps(path))
+    }
+
+    /// A and B of every wrapped linear: `{layer}.{path}.A_lora.weight` [r, in] and
+    /// `{layer}.{path}.B_lora.weight` [out, r], appended to the base parameters.
+    pub fn adapter_specs(&self, base: &[ParamSpec]) -> Vec<ParamSpec> {
+        let mut out = Vec::new();
+        for spec in base {
+            let Some(module) = spec.name.strip_suffix(".weight") else {
+                continue;
+            };
+            let Some(path) = module
+                .split_once('.')
+                .and_then(|(_, rest)| rest.split_once('.'))
+                .map(|(_, p)| p)
+            else {
+                continue;
+            };
+            if !module.starts_with("layers.") || !self.wraps(path) {
+                continue;
+            }
+            let (o, i) = (spec.shape[0], spec.shape[1]);
+            out.push(ParamSpec {
+                name: format!("{module}.A_lora.weight"),
+                shape: vec![self.r, i],
+            });
+            out.push(ParamSpec {
+                name: format!("{module}.B_lora.weight"),
+                shape: vec![o, self.r],
+            });
+        }
+        out
+    }
+}
+
+/// A ReLoRA checkpoint as a plain pico-decoder: every wrapped weight becomes `W + s B A`
+/// (computed in f64; `W + B A` under `quirk_merge_without_scale`, as that run merged), the
+/// adapters and the `relora` block are dropped. Returns the plain config and its tensors in
+/// pico's order.
+pub fn merge_checkpoint(
+    ckpt: &super::checkpoint::Checkpoint,
+) -> Result<(ModelConfig, Vec<(String, super::checkpoint::TensorData)>)> {
+    let r = ReloraConfig::of(&ckpt.config)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "{} is not a ReLoRA checkpoint (its config.json has no relora block): nothing to merge",
+            ckpt.path.display()
+        ))
+    })?;
+    ckpt.check_against(&ckpt.config.param_specs())?;
+    let s = if r.quirk_merge_without_scale {
+        1.0
+    } else {
+        r.scale() as f64
+    };
+    let mut plain = ckpt.config.clone();
+    plain.relora = None;
+    let mut out = Vec::new();
+    for spec in plain.param_specs() {
+        let mut t = ckpt.tensor(&spec.name)?.clone();
+        if r.wraps_weight(&spec.name) {
+            let module = spec.name.trim_end_matches(".weight");
+            let a = ckpt.tensor(&format!("{module}.A_lora.weight"))?;
+            let b = ckpt.tensor(&format!("{module}.B_lora.weight"))?;
+            let (o, i, rank) = (spec.shape[0], spec.shape[1], r.r);
+            for row in 0..o {
+                for col in 0..i {
+                    let ba: f64 = (0..rank)
+                        .map(|k| b.data[row * rank + k] as f64 * a.data[k * i + col] as f64)
+                        .sum();
+                    let w = &mut t.data[row * i + col];
+                    *w = (*w as f64 + s * ba) as f32;
+                }
+            }
+        }
+        out.push((spec.name, t));
+    }
+    Ok((plain, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_relora(extra: serde_json::Value) -> ModelConfig {
+        let mut c = ModelConfig::preset("tiny").unwrap();
+        let mut block = serde_json::json!({"target_modules": ["attention", "swiglu"], "reset_frequency": 2000,
+            "r": 16, "lora_alpha": 32, "lora_dropout": 0.1, "keep_original_weights": true,
+            "lora_only": false, "trainable_scaling": false});
+        for (k, v) in extra.as_object().unwrap() {
+            block[k] = v.clone();
+        }
+        c.relora = Some(block);
+        c
+    }
+
+    #[test]
+    fn trainable_counts_match_the_spec() {
+        // Spec: trainable / total, tiny 10.0 M / 11.6 M, small 40.2 M / 66.1 M.
+        for (name, trainable, total) in [("tiny", 10.0, 11.6), ("small", 40.2, 66.1)] {
+            let mut c = tiny_relora(serde_json::json!({}));
+            let p = ModelConfig::preset(name).unwrap();
+            c.d_model = p.d_model;
+            c.activation_hidden_dim = p.activation_hidden_dim;
+            let r = ReloraConfig::of(&c).unwrap().unwrap();
+            let specs = c.param_specs();
+            let all: usize = specs.iter().map(|s| s.numel()).sum();
+            let frozen: usize = specs
+                .iter()
+                .filter(|s| s.name.starts_with("layers.") && r.wraps_weight(&s.name))
+                .map(|s| s.numel())
+                .sum();
+            // The spec truncates to one decimal (as it does for 11.28 M -> 11.2 M).
+            let tenths = |n: usize| (n as f64 / 1e5).floor() / 10.0;
+            assert_eq!(tenths(all - frozen), trainable, "{name}: trainable");
+            assert_eq!(tenths(all), total, "{name}: total");
+        }
+    }
+
+    #[test]
+    fn cadence_scale_and_errors() {
+        let r = ReloraConfig::of(&tiny_relora(serde_json::json!({})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.scale(), 2.0);
+        let fired: Vec<u64> = (1..=8001).filter(|&t| r.resets_at(t)).collect();
+        assert_eq!(fired, vec![2001, 4001, 6001, 8001]);
+        let e = ReloraConfig::of(&tiny_relora(serde_json::json!({"r": 0})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("relora.r"), "{e}");
+        let e = ReloraConfig::of(&tiny_relora(serde_json::json!({"target_modules": ["mlp"]})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'mlp' is not a module"), "{e}");
+        let e = ReloraConfig::of(&tiny_relora(serde_json::json!({"rank": 4})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `rank`"), "{e}");
+    }
+}
