@@ -82,7 +82,13 @@ fn family_times(gpu: &Gpu, model: &Decoder) -> Result<Option<BTreeMap<&'static s
 }
 
 /// Plan `config`, run one warm-up step, then time `steps` steps: (seconds per step, loss).
-fn measure(gpu: &Gpu, config: &ModelConfig, batch: usize, seq: usize, steps: usize) -> Result<(Decoder, f64, f32)> {
+fn measure(
+    gpu: &Gpu,
+    config: &ModelConfig,
+    batch: usize,
+    seq: usize,
+    steps: usize,
+) -> Result<(Decoder, f64, f32)> {
     let model = Decoder::new(gpu, config, batch, seq)?;
     model.init_params(gpu, 0)?;
     let mut rng = Rng::new(1);
@@ -171,7 +177,11 @@ fn report_families(gpu: &Gpu, model: &Decoder, what: &str) -> Result<()> {
             let mut rows: Vec<_> = times.into_iter().collect();
             rows.sort_by(|a, b| b.1.total_cmp(&a.1));
             for (family, t) in rows {
-                println!("  {family:<18} {:>8.2} ms  {:>5.1} %", t * 1e3, 100.0 * t / total);
+                println!(
+                    "  {family:<18} {:>8.2} ms  {:>5.1} %",
+                    t * 1e3,
+                    100.0 * t / total
+                );
             }
         }
         None => println!("(this adapter has no timestamp queries: no per-op breakdown)"),
