@@ -35,6 +35,21 @@ enum Command {
         #[arg(long)]
         merge: bool,
     },
+    /// Learning-dynamics metrics of a checkpoint's matrices on the device (pico-analyze's
+    /// job): PER, condition number, norms, Gini and Hoyer sparsity.
+    Analyze {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Matrices to measure: any 2-D parameter by name, or layers.{i}.ov_circuit
+        /// (default: every layer's swiglu.w_2.weight and OV circuit).
+        #[arg(long, num_args = 1..)]
+        matrices: Vec<String>,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "auto")]
+        backend: String,
+    },
     /// Plot metrics logs (one or several runs overlaid) as SVG files.
     Plot {
         /// metrics.jsonl files (or run directories); several runs are overlaid.
@@ -384,6 +399,61 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
                 list.len(),
                 out.display()
             );
+            Ok(())
+        }
+        Command::Analyze {
+            checkpoint,
+            matrices,
+            json,
+            backend,
+        } => {
+            let ckpt = checkpoint::load(&checkpoint)?;
+            let gpu = Gpu::new_blocking(GpuOptions {
+                backend: backend.parse()?,
+                ..Default::default()
+            })?;
+            let pick = (!matrices.is_empty()).then_some(matrices.as_slice());
+            let results = wgtrain::metrics::dynamics::analyze_checkpoint(&gpu, &ckpt, pick)?;
+            if !json {
+                println!(
+                    "{:<36} {:>11} {:>8} {:>12} {:>10} {:>10} {:>10} {:>7} {:>7}",
+                    "matrix",
+                    "shape",
+                    "PER",
+                    "condition",
+                    "frobenius",
+                    "nuclear",
+                    "spectral",
+                    "gini",
+                    "hoyer"
+                );
+            }
+            for (name, m) in &results {
+                if json {
+                    let line = serde_json::json!({
+                        "name": name, "rows": m.rows, "cols": m.cols, "per": m.per,
+                        "effective_rank": m.effective_rank,
+                        // JSON has no infinity: a singular matrix's condition number is null.
+                        "condition_number": if m.condition_number.is_finite() { Some(m.condition_number) } else { None },
+                        "frobenius": m.frobenius, "nuclear": m.nuclear, "spectral": m.spectral,
+                        "gini": m.gini, "hoyer": m.hoyer,
+                    });
+                    println!("{line}");
+                } else {
+                    println!(
+                        "{:<36} {:>11} {:>8.4} {:>12.4e} {:>10.4} {:>10.4} {:>10.4} {:>7.4} {:>7.4}",
+                        name,
+                        format!("{}x{}", m.rows, m.cols),
+                        m.per,
+                        m.condition_number,
+                        m.frobenius,
+                        m.nuclear,
+                        m.spectral,
+                        m.gini,
+                        m.hoyer
+                    );
+                }
+            }
             Ok(())
         }
         Command::Plot { logs, out } => {

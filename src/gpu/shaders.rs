@@ -25,6 +25,8 @@ shader!(REDUCE, "reduce.wgsl");
 shader!(RMSNORM, "rmsnorm.wgsl");
 shader!(ROPE, "rope.wgsl");
 shader!(SWIGLU, "swiglu.wgsl");
+shader!(SVD, "svd.wgsl");
+shader!(MATRIX_STATS, "matrix_stats.wgsl");
 shader!(LORA, "lora.wgsl");
 
 pub const ALL: &[&ShaderSource] = &[
@@ -35,6 +37,8 @@ pub const ALL: &[&ShaderSource] = &[
     &RMSNORM,
     &ROPE,
     &SWIGLU,
+    &SVD,
+    &MATRIX_STATS,
     &CROSS_ENTROPY,
     &ELEMENTWISE,
     &EMBEDDING,

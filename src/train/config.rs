@@ -144,6 +144,12 @@ pub struct EvaluationSection {
     /// wgtrain: BLiMP JSONL directory and pairs per paradigm.
     pub blimp_dir: Option<String>,
     pub blimp_limit: Option<usize>,
+    /// wgtrain: learning-dynamics metrics (PER, condition number, norms) every N optimizer
+    /// steps (0 = off), of `dynamics_matrices` (default: every layer's `w_2` and OV circuit),
+    /// for the weights and, with `dynamics_updates`, the updates (gradients; B·A for ReLoRA).
+    pub dynamics_every_n_steps: u64,
+    pub dynamics_matrices: Option<Vec<String>>,
+    pub dynamics_updates: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -247,6 +253,9 @@ impl Default for EvaluationSection {
             perplexity_batches: 8,
             blimp_dir: None,
             blimp_limit: None,
+            dynamics_every_n_steps: 0,
+            dynamics_matrices: None,
+            dynamics_updates: true,
         }
     }
 }

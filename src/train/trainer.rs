@@ -75,6 +75,7 @@ pub struct Trainer<'g> {
     /// ReLoRA: pruning of the LoRA parameters' Adam moments at each reset.
     prune: Vec<Dispatch>,
     prune_seed: Seed,
+    dynamics_plans: crate::metrics::dynamics::MetricsPlans,
     /// Steps (1-based) that started with a merge-and-reset in this session.
     pub resets: Vec<u64>,
     _magnitude_scratch: Vec<MagnitudeScratch>,
@@ -385,6 +386,7 @@ impl<'g> Trainer<'g> {
             losses: Vec::new(),
             prune,
             prune_seed,
+            dynamics_plans: Default::default(),
             resets: Vec::new(),
             _magnitude_scratch: scratch,
         })
@@ -568,6 +570,12 @@ impl<'g> Trainer<'g> {
                 }
                 last_checkpoint = Some(self.save()?);
             }
+            let dyn_every = self.config.evaluation.dynamics_every_n_steps;
+            if dyn_every > 0 && (self.step.is_multiple_of(dyn_every) || self.step == 1) {
+                let values = self.dynamics()?;
+                let refs: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                self.log.write(self.step, &refs)?;
+            }
             let every = self.config.evaluation.every_n_steps;
             if every > 0 && self.step.is_multiple_of(every) && self.step < max {
                 self.evaluate_and_log(&bar)?;
@@ -643,6 +651,76 @@ impl<'g> Trainer<'g> {
                     self.config.evaluation.blimp_limit,
                 ))?;
                 out.push(("eval/blimp".to_string(), report.mean_accuracy));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Learning-dynamics metrics of the configured matrices, as in the study: the weights
+    /// (for ReLoRA the effective `W + s·B·A`) and the updates (the last step's gradients; for
+    /// ReLoRA the adapters' `s·B·A`). Keys: `dynamics/{matrix}/{weights|update}/{metric}`.
+    pub fn dynamics(&mut self) -> Result<Vec<(String, f64)>> {
+        use crate::metrics::dynamics::{default_matrices, lora_product, ov_circuit};
+        let gpu = self.gpu;
+        let c = self.model_config.clone();
+        let names = self
+            .config
+            .evaluation
+            .dynamics_matrices
+            .clone()
+            .unwrap_or_else(|| default_matrices(&c));
+        let relora = self.model.relora().cloned();
+        let model = &self.model;
+        let param = |name: &str| {
+            model
+                .param(name)
+                .ok_or_else(|| Error::Invalid(format!("dynamics: no parameter {name}")))
+        };
+        // The matrix of `weight` (a parameter name) as the study measures it.
+        let matrix = |weight: &str, update: bool| -> Result<Tensor> {
+            let p = param(weight)?;
+            let adapters = relora.as_ref().filter(|r| r.wraps_weight(weight));
+            match (adapters, update) {
+                (Some(r), _) => {
+                    let module = weight.trim_end_matches(".weight");
+                    let a = &param(&format!("{module}.A_lora.weight"))?.value;
+                    let b = &param(&format!("{module}.B_lora.weight"))?.value;
+                    let ba = lora_product(gpu, b, a, r.scale())?;
+                    if update {
+                        return Ok(ba);
+                    }
+                    let sum = Tensor::zeros(gpu, p.value.shape(), DType::F32)?;
+                    crate::gpu::run_all(gpu, &[elementwise::add(gpu, &p.value, &ba, &sum)?]);
+                    Ok(sum)
+                }
+                (None, true) => p.grad.reshaped(p.value.shape()),
+                (None, false) => p.value.reshaped(p.value.shape()),
+            }
+        };
+        let kinds: &[(&str, bool)] = if self.config.evaluation.dynamics_updates {
+            &[("weights", false), ("update", true)]
+        } else {
+            &[("weights", false)]
+        };
+        let mut out = Vec::new();
+        for name in &names {
+            for &(kind, update) in kinds {
+                let m = if let Some(layer) = name
+                    .strip_prefix("layers.")
+                    .and_then(|r| r.strip_suffix(".ov_circuit"))
+                {
+                    let v = matrix(&format!("layers.{layer}.attention.v_proj.weight"), update)?;
+                    let o = matrix(&format!("layers.{layer}.attention.o_proj.weight"), update)?;
+                    ov_circuit(gpu, &v, &o, c.attention_n_heads, c.attention_n_kv_heads)?
+                } else {
+                    matrix(name, update)?
+                };
+                let r = pollster::block_on(self.dynamics_plans.metrics(gpu, &m))?;
+                let key = |metric: &str| format!("dynamics/{name}/{kind}/{metric}");
+                out.push((key("per"), r.per as f64));
+                out.push((key("condition_number"), r.condition_number as f64));
+                out.push((key("frobenius"), r.frobenius as f64));
+                out.push((key("spectral"), r.spectral as f64));
             }
         }
         Ok(out)

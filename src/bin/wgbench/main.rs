@@ -33,6 +33,17 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         repeats: usize,
     },
+    /// Time the on-device SVD (+ metrics) on pico's matrix shapes against a CPU SVD
+    /// (nalgebra, f64) in the same run.
+    Svd {
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// Largest preset whose shapes are measured: tiny, small, medium, large.
+        #[arg(long, default_value = "small")]
+        up_to: String,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+    },
     /// Time a training micro-step (forward + backward) of a pico-decoder.
     Step {
         #[arg(long, default_value = "auto")]
@@ -229,6 +240,60 @@ fn bench_matmul(
     Ok(())
 }
 
+fn bench_svd(backend: &str, up_to: &str, repeats: usize) -> wgtrain::Result<()> {
+    let gpu = Gpu::new_blocking(GpuOptions {
+        backend: backend.parse::<Backend>()?,
+        ..Default::default()
+    })?;
+    let presets = ["tiny", "small", "medium", "large"];
+    let last = presets.iter().position(|p| *p == up_to).ok_or_else(|| {
+        wgtrain::Error::Invalid(format!(
+            "--up-to {up_to}: choose tiny, small, medium or large"
+        ))
+    })?;
+    println!(
+        "adapter: {} ({}, {}, {})",
+        gpu.adapter.name, gpu.adapter.backend, gpu.adapter.device_type, gpu.adapter.driver_info
+    );
+    println!("CPU baseline: nalgebra 0.35 SVD (f64, singular values only), 1 thread");
+    println!();
+    println!("| matrix (rows x cols) | ours: SVD s | ours: SVD + metrics s | sweeps | CPU SVD s | CPU / ours |");
+    println!("|---|---|---|---|---|---|");
+    for preset in &presets[..=last] {
+        let c = wgtrain::model::config::ModelConfig::preset(preset)?;
+        let d = c.d_model;
+        // w_2 is [d, hidden]; the OV circuit is d x (heads * d).
+        for (what, rows, cols) in [
+            ("w_2", d, c.activation_hidden_dim),
+            ("OV circuit", d, c.attention_n_heads * d),
+        ] {
+            let t = &wgtrain::metrics::dynamics::bench_svd(&gpu, &[(rows, cols)], repeats)?[0];
+            let data = random(rows * cols, 7);
+            let m = nalgebra::DMatrix::<f64>::from_row_iterator(
+                rows,
+                cols,
+                data.iter().map(|&v| v as f64),
+            );
+            let t0 = Instant::now();
+            let runs = repeats.clamp(1, 3);
+            for _ in 0..runs {
+                let s = m.clone().singular_values();
+                std::hint::black_box(s);
+            }
+            let cpu = t0.elapsed().as_secs_f64() / runs as f64;
+            println!(
+                "| {preset} {what} ({rows} x {cols}) | {:.3} | {:.3} | {} | {:.3} | {:.2}x |",
+                t.svd_seconds,
+                t.metrics_seconds,
+                t.report.sweeps,
+                cpu,
+                cpu / t.svd_seconds
+            );
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("warn,wgpu_hal=off"),
@@ -241,6 +306,11 @@ fn main() -> ExitCode {
             max_square,
             repeats,
         } => bench_matmul(&backend, tokens, max_square, repeats),
+        Command::Svd {
+            backend,
+            up_to,
+            repeats,
+        } => bench_svd(&backend, &up_to, repeats),
         Command::Step {
             backend,
             config,
