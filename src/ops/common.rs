@@ -3,14 +3,32 @@
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Tensor};
 
-/// The one buffer of a tensor that these ops need whole. Activations of the model sizes we
-/// train fit one binding; only the vocabulary-sized matrices are split, and the matmul and
+/// The one buffer of an f32 tensor that these ops need whole. Activations of the model sizes
+/// we train fit one binding; only the vocabulary-sized matrices are split, and the matmul and
 /// cross-entropy handle those.
 pub fn whole<'t>(t: &'t Tensor, op: &'static str, name: &str) -> Result<&'t wgpu::Buffer> {
-    if t.dtype() != DType::F32 {
+    whole_of(t, DType::F32, op, name)
+}
+
+/// [`whole`] for u32 tensors (token ids, labels).
+pub fn whole_u32<'t>(t: &'t Tensor, op: &'static str, name: &str) -> Result<&'t wgpu::Buffer> {
+    whole_of(t, DType::U32, op, name)
+}
+
+fn whole_of<'t>(
+    t: &'t Tensor,
+    dtype: DType,
+    op: &'static str,
+    name: &str,
+) -> Result<&'t wgpu::Buffer> {
+    if t.dtype() != dtype {
         return Err(Error::Shape {
             op,
-            detail: format!("{name} must be f32, got {:?}", t.dtype()),
+            detail: format!(
+                "{name} must be {}, got {:?}",
+                format!("{dtype:?}").to_lowercase(),
+                t.dtype()
+            ),
         });
     }
     match t.pieces() {

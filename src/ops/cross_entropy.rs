@@ -6,7 +6,7 @@
 //! turns the losses into the step's loss. Backward overwrites the logits with their gradient,
 //! so the `[N, V]` matrix is never allocated twice.
 
-use super::common::{grid_2d, to_u32, whole};
+use super::common::{grid_2d, to_u32, whole, whole_u32};
 use crate::error::{Error, Result};
 use crate::gpu::shaders::CROSS_ENTROPY;
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
@@ -20,27 +20,6 @@ struct Params {
     groups_x: u32,
     scale: f32,
     pad: [u32; 3],
-}
-
-/// The one buffer of a u32 tensor (labels, token ids): [`whole`] for indices. Also used by
-/// the embedding.
-pub(super) fn whole_u32<'t>(
-    t: &'t Tensor,
-    op: &'static str,
-    name: &str,
-) -> Result<&'t wgpu::Buffer> {
-    if t.dtype() != DType::U32 {
-        return Err(Error::Shape {
-            op,
-            detail: format!("{name} must be u32, got {:?}", t.dtype()),
-        });
-    }
-    match t.pieces() {
-        [p] => Ok(&p.buffer),
-        _ => Err(Error::TooLarge {
-            detail: format!("{op}: {name} {:?} exceeds one storage binding", t.shape()),
-        }),
-    }
 }
 
 /// Checks logits `[N, V]` against labels and the per-row tensors (each `N` elements).

@@ -5,8 +5,7 @@
 //! sorts the step's positions by token id ([`EmbeddingBackward::set_ids`]) and each GPU lane
 //! owns one (distinct id, column) and sums that id's rows of `d_out` in position order.
 
-use super::common::{grid_2d, to_u32, whole};
-use super::cross_entropy::whole_u32;
+use super::common::{grid_2d, to_u32, whole, whole_u32};
 use crate::error::{Error, Result};
 use crate::gpu::shaders::EMBEDDING;
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
