@@ -197,6 +197,37 @@ fn cli_trains_then_eval_prints_perplexity_and_blimp() {
     assert!(stdout.contains("perplexity"), "{stdout}");
     assert!(stdout.contains("anaphor_gender_agreement"), "{stdout}");
     assert!(stdout.contains("mean of 67 paradigms"), "{stdout}");
+    // Sampling from the trained checkpoint: deterministic for a seed, and real text.
+    let generate = |seed: &str| {
+        let out = Command::new(bin)
+            .args([
+                "generate",
+                "--backend",
+                common::backend().name(),
+                "--prompt",
+                "Alice was",
+                "--max-new-tokens",
+                "12",
+                "--seed",
+                seed,
+                "--checkpoint",
+            ])
+            .arg(&ckpt)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (a, b) = (generate("1"), generate("1"));
+    assert_eq!(a, b, "same seed, same text");
+    assert!(
+        a.starts_with("Alice was") && a.trim().len() > "Alice was".len(),
+        "{a}"
+    );
     std::fs::remove_dir_all(&run).ok();
     std::fs::remove_file(&config).ok();
 }

@@ -35,6 +35,29 @@ enum Command {
         #[arg(long)]
         merge: bool,
     },
+    /// Sample text from a checkpoint (temperature, top-k).
+    Generate {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long, default_value = "")]
+        prompt: String,
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+        #[arg(long, default_value_t = 0.8)]
+        temperature: f32,
+        #[arg(long, default_value_t = 40)]
+        top_k: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// tokenizer.json (default: the checkpoint's own).
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Context window (default: the model's max_seq_len, at most 256).
+        #[arg(long)]
+        seq: Option<usize>,
+        #[arg(long, default_value = "auto")]
+        backend: String,
+    },
     /// Learning-dynamics metrics of a checkpoint's matrices on the device (pico-analyze's
     /// job): PER, condition number, norms, Gini and Hoyer sparsity.
     Analyze {
@@ -399,6 +422,52 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
                 list.len(),
                 out.display()
             );
+            Ok(())
+        }
+        Command::Generate {
+            checkpoint,
+            prompt,
+            max_new_tokens,
+            temperature,
+            top_k,
+            seed,
+            tokenizer,
+            seq,
+            backend,
+        } => {
+            use wgtrain::model::generate::{generate, SampleOptions};
+            let ckpt = checkpoint::load(&checkpoint)?;
+            ckpt.check_against(&ckpt.config.param_specs())?;
+            let tok_path = tokenizer.unwrap_or_else(|| checkpoint.join("tokenizer.json"));
+            let tok = wgtrain::train::tokenizer::Tokenizer::from_file(&tok_path).map_err(|e| {
+                wgtrain::Error::Invalid(format!(
+                    "{e} (pass --tokenizer PATH if the checkpoint has none)"
+                ))
+            })?;
+            let gpu = Gpu::new_blocking(GpuOptions {
+                backend: backend.parse()?,
+                ..Default::default()
+            })?;
+            let seq = seq.unwrap_or(ckpt.config.max_seq_len.min(256));
+            let model = wgtrain::model::decoder::Decoder::new(&gpu, &ckpt.config, 1, seq)?;
+            model.load_params(&gpu, |n| ckpt.tensors.get(n).map(|t| t.data.as_slice()))?;
+            let eos = tok.eos_id();
+            // The end-of-text token stands in for the beginning of the sequence, as in training.
+            let mut ids: Vec<u32> = eos.into_iter().collect();
+            ids.extend(tok.encode(&prompt)?);
+            if ids.is_empty() {
+                return Err(wgtrain::Error::Invalid(
+                    "give a --prompt (the tokenizer has no end-of-text token to start from)".into(),
+                ));
+            }
+            let options = SampleOptions {
+                max_new_tokens,
+                temperature,
+                top_k,
+                seed,
+            };
+            let new = pollster::block_on(generate(&gpu, &model, &ids, eos, &options))?;
+            println!("{}{}", prompt, tok.decode(&new)?);
             Ok(())
         }
         Command::Analyze {

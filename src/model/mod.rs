@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod decoder;
+pub mod generate;
 pub mod grads;
 pub mod init;
 pub mod linear;
