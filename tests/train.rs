@@ -69,6 +69,13 @@ fn loss_falls_on_the_shared_corpus() {
         .unwrap()
         .join("model.safetensors")
         .exists());
+    // A second fresh run into the same directory is refused rather than mixed in.
+    let again = TrainConfig::from_yaml(&small_run_yaml(&book(), 60, ""), &[]).unwrap();
+    let err = Trainer::new(&gpu, again, &run).err().unwrap().to_string();
+    assert!(
+        err.contains("already holds a run") && err.contains("--resume"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&run).ok();
 }
 

@@ -153,6 +153,15 @@ fn text_files(path: &Path) -> Result<Vec<PathBuf>> {
 impl<'g> Trainer<'g> {
     /// A fresh run writing into `run_dir` (checkpoints, metrics log, plots, tokenizer).
     pub fn new(gpu: &'g Gpu, config: TrainConfig, run_dir: &Path) -> Result<Trainer<'g>> {
+        if run_dir.join("metrics.jsonl").exists() {
+            // A new run would mix its log and checkpoints with the old one's.
+            return Err(Error::Invalid(format!(
+                "{} already holds a run: continue it with `wgtrain train --resume {}`, or start \
+                 a new one elsewhere (--run-dir, or checkpointing.run_name), or delete it",
+                run_dir.display(),
+                run_dir.display()
+            )));
+        }
         std::fs::create_dir_all(run_dir)
             .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", run_dir.display())))?;
         let data_path = resolve_dataset(&config.data.dataset.name)?;
