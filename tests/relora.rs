@@ -216,9 +216,7 @@ evaluation: {{ metrics: [] }}
 }
 
 fn temp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wgtrain-relora-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::temp_path(&format!("relora-{tag}"))
 }
 
 #[test]
@@ -266,11 +264,7 @@ fn resume_across_a_reset_is_bitwise_identical() {
     // Resume from step 4: the resets at steps 6 and 11 happen after the resume.
     let b_dir = temp("resumed");
     let dst = b_dir.join("checkpoints/step_000004");
-    std::fs::create_dir_all(&dst).unwrap();
-    for f in std::fs::read_dir(a_dir.join("checkpoints/step_000004")).unwrap() {
-        let f = f.unwrap();
-        std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
-    }
+    common::copy_checkpoint(&a_dir.join("checkpoints/step_000004"), &dst);
     let mut b = Trainer::resume(&gpu, &dst, &[]).unwrap();
     b.show_progress = false;
     b.run(&Arc::new(AtomicBool::new(false))).unwrap();

@@ -19,9 +19,7 @@ fn shared(rel: &str) -> PathBuf {
 }
 
 fn temp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wgtrain-train-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::temp_path(&format!("train-{tag}"))
 }
 
 /// A small pico-decoder on one book of the shared corpus with a 512-id BPE tokenizer.
@@ -103,11 +101,7 @@ fn resume_is_bitwise_identical_to_an_uninterrupted_run() {
     let resumed = temp("resumed");
     let ck4 = straight.join("checkpoints/step_000004");
     let dst = resumed.join("checkpoints/step_000004");
-    std::fs::create_dir_all(&dst).unwrap();
-    for f in std::fs::read_dir(&ck4).unwrap() {
-        let f = f.unwrap();
-        std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
-    }
+    common::copy_checkpoint(&ck4, &dst);
     let mut b = Trainer::resume(&gpu, &dst, &[]).unwrap();
     assert_eq!(b.step(), 4);
     b.show_progress = false;

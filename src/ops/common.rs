@@ -78,3 +78,26 @@ pub fn to_u32(v: usize) -> Result<u32> {
         detail: format!("{v} does not fit the kernel's 32-bit indices"),
     })
 }
+
+/// The parameter block of kernels that run one lane per element of a flat range
+/// (`shaders/elementwise.wgsl`, `shaders/swiglu.wgsl`): 256 lanes per workgroup.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct FlatParams {
+    pub n: u32,
+    pub groups_x: u32,
+    pub pad: [u32; 2],
+}
+
+/// [`FlatParams`] and the grid for `n` elements.
+pub fn flat_params(gpu: &Gpu, n: usize) -> Result<(FlatParams, [u32; 3])> {
+    let grid = grid_2d(gpu, n.div_ceil(256))?;
+    Ok((
+        FlatParams {
+            n: to_u32(n)?,
+            groups_x: grid[0],
+            pad: [0; 2],
+        },
+        grid,
+    ))
+}

@@ -1,30 +1,10 @@
 //! Elementwise sums over whole tensors: `out = a + b` (the residual add; its backward passes
 //! dy to both inputs, so it needs no kernel) and `acc += x` (gradient accumulation).
 
-use super::common::{grid_2d, same_shape, to_u32, whole};
+use super::common::{flat_params, same_shape, whole};
 use crate::error::{Error, Result};
 use crate::gpu::shaders::ELEMENTWISE;
 use crate::gpu::{Dispatch, Gpu, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    groups_x: u32,
-    pad: [u32; 2],
-}
-
-fn params(gpu: &Gpu, n: usize) -> Result<(Params, [u32; 3])> {
-    let grid = grid_2d(gpu, n.div_ceil(256))?;
-    Ok((
-        Params {
-            n: to_u32(n)?,
-            groups_x: grid[0],
-            pad: [0; 2],
-        },
-        grid,
-    ))
-}
 
 /// A buffer bound writable may not also be bound as an input of the same dispatch.
 fn distinct(op: &'static str, written: &Tensor, read: &Tensor, names: (&str, &str)) -> Result<()> {
@@ -47,7 +27,7 @@ pub fn add(gpu: &Gpu, a: &Tensor, b: &Tensor, out: &Tensor) -> Result<Dispatch> 
     same_shape(op, a, out, ("a", "out"))?;
     distinct(op, out, a, ("out", "a"))?;
     distinct(op, out, b, ("out", "b"))?;
-    let (p, grid) = params(gpu, a.numel())?;
+    let (p, grid) = flat_params(gpu, a.numel())?;
     let bufs = [
         whole(a, op, "a")?,
         whole(b, op, "b")?,
@@ -73,7 +53,7 @@ pub fn accumulate(gpu: &Gpu, acc: &Tensor, x: &Tensor) -> Result<Dispatch> {
             detail: "acc must not be the same tensor as x".into(),
         });
     }
-    let (p, grid) = params(gpu, acc.numel())?;
+    let (p, grid) = flat_params(gpu, acc.numel())?;
     Ok(Dispatch::with_bindings(
         gpu,
         &ELEMENTWISE,

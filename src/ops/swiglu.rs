@@ -1,36 +1,16 @@
 //! The elementwise part of SwiGLU, forward and backward: `h = silu(g) * u`.
 //! (`g = x W_0ᵀ` and `u = x W_1ᵀ` come from the matmul.)
 
-use super::common::{grid_2d, same_shape, to_u32, whole};
+use super::common::{flat_params, same_shape, whole};
 use crate::error::Result;
 use crate::gpu::shaders::SWIGLU;
 use crate::gpu::{Dispatch, Gpu, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    groups_x: u32,
-    pad: [u32; 2],
-}
-
-fn params(gpu: &Gpu, n: usize) -> Result<(Params, [u32; 3])> {
-    let grid = grid_2d(gpu, n.div_ceil(256))?;
-    Ok((
-        Params {
-            n: to_u32(n)?,
-            groups_x: grid[0],
-            pad: [0; 2],
-        },
-        grid,
-    ))
-}
 
 pub fn forward(gpu: &Gpu, g: &Tensor, u: &Tensor, h: &Tensor) -> Result<Dispatch> {
     let op = "swiglu";
     same_shape(op, g, u, ("g", "u"))?;
     same_shape(op, g, h, ("g", "h"))?;
-    let (p, grid) = params(gpu, g.numel())?;
+    let (p, grid) = flat_params(gpu, g.numel())?;
     let bufs = [whole(g, op, "g")?, whole(u, op, "u")?, whole(h, op, "h")?];
     Ok(Dispatch::new(
         gpu,
@@ -54,7 +34,7 @@ pub fn backward(
     for (t, name) in [(u, "u"), (dh, "dh"), (dg, "dg"), (du, "du")] {
         same_shape(op, g, t, ("g", name))?;
     }
-    let (p, grid) = params(gpu, g.numel())?;
+    let (p, grid) = flat_params(gpu, g.numel())?;
     let bufs = [
         whole(g, op, "g")?,
         whole(u, op, "u")?,

@@ -47,3 +47,20 @@ pub fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str)
         );
     }
 }
+
+/// A fresh (removed if present) path in the temp dir, unique per test process.
+pub fn temp_path(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("wgtrain-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Copy the files of checkpoint directory `src` into `dst` (created), e.g. to resume a run
+/// from another run's checkpoint.
+pub fn copy_checkpoint(src: &std::path::Path, dst: &std::path::Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for f in std::fs::read_dir(src).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
+    }
+}
