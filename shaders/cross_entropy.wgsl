@@ -20,7 +20,7 @@ struct Params { rows: u32, v: u32, row_start: u32, groups_x: u32, scale: f32, pa
 const WG: u32 = 256u;
 // The lowest finite f32: the running max of a lane that has seen no column yet. Finite, so
 // merging two empty lanes computes 0 * exp(0) rather than exp(-inf + inf) = NaN.
-const LOWEST: f32 = -3.40282347e38;
+const LOWEST: f32 = -0x1.fffffep+127f;
 
 var<workgroup> part_max: array<f32, WG>;
 var<workgroup> part_sum: array<f32, WG>;

@@ -4,6 +4,7 @@
 //! the WGSL kernels of each operation; [`reference`] holds plain-Rust CPU versions of every op,
 //! used as the ground truth in tests.
 
+pub mod demo;
 pub mod error;
 pub mod eval;
 pub mod gpu;

@@ -99,3 +99,50 @@ fn the_library_embeds_every_shader_file() {
     }
     assert_eq!(embedded.len(), shader_files().len());
 }
+
+/// Float literals a browser accepts: Chrome's WGSL compiler (Tint) rejects a literal that
+/// rounds past f32's range, e.g. `-3.40282347e38`, which naga quietly accepts. Scan every
+/// decimal literal with a fraction or exponent and check it fits.
+#[test]
+fn float_literals_fit_in_f32() {
+    let mut bad = Vec::new();
+    for path in shader_files() {
+        let code = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or("");
+            let bytes = line.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                let starts = bytes[i].is_ascii_digit()
+                    && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'));
+                if !starts {
+                    i += 1;
+                    continue;
+                }
+                let mut j = i;
+                while j < bytes.len()
+                    && (bytes[j].is_ascii_alphanumeric()
+                        || bytes[j] == b'.'
+                        || ((bytes[j] == b'-' || bytes[j] == b'+')
+                            && matches!(bytes[j - 1], b'e' | b'E')))
+                {
+                    j += 1;
+                }
+                let lit = &line[i..j];
+                let is_hex = lit.starts_with("0x") || lit.starts_with("0X");
+                let body = lit.trim_end_matches(['f', 'h']);
+                if !is_hex && (body.contains('.') || body.contains(['e', 'E'])) {
+                    match body.parse::<f64>() {
+                        Ok(v) if v.abs() <= f32::MAX as f64 => {}
+                        _ => bad.push(format!("{}:{}: {lit}", path.display(), n + 1)),
+                    }
+                }
+                i = j;
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "float literals outside f32's range (use 0x1.fffffep+127f): {bad:?}"
+    );
+}

@@ -72,6 +72,10 @@ impl Backend {
                 "install an OpenGL ES 3 / EGL driver (Debian/Ubuntu: `apt-get install libegl1 \
                  libgl1-mesa-dri`), or use --backend vulkan"
             }
+            Backend::WebGpu if cfg!(target_arch = "wasm32") => {
+                "the browser offered no WebGPU adapter (WebGPU is off, blocked, or the GPU is \
+                 unsupported)"
+            }
             Backend::WebGpu => {
                 "WebGPU is only available in a browser build (wasm32); natively use --backend vulkan, \
                  metal or dx12"

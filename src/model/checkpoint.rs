@@ -853,6 +853,29 @@ fn save_with_hook(
     replace_dir_with_hook(dir, &mut fill, hook)
 }
 
+/// A checkpoint's two files in memory, `(file name, bytes)`: `config.json` and
+/// `model.safetensors` (f32), exactly as [`save`] writes them. For targets without a file
+/// system (the browser demo packs them with [`super::archive::tar`]).
+pub fn checkpoint_files(
+    config: &ModelConfig,
+    tensors: &[(&str, &[usize], &[f32])],
+) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    config.validate()?;
+    let shown = Path::new(MODEL_FILE);
+    check_tensor_list(shown, tensors.iter().map(|(n, s, d)| (*n, *s, d.len())))?;
+    let views: Vec<(&str, RawView<'_>)> = tensors
+        .iter()
+        .map(|(n, s, d)| (*n, RawView::new(s, HostSlice::F32(d))))
+        .collect();
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let weights = safetensors::serialize(views.iter().map(|(n, v)| (*n, v)), Some(metadata))
+        .map_err(|e| file_err(shown, None, format!("could not serialize the weights: {e}")))?;
+    Ok(vec![
+        (CONFIG_FILE, config.to_json_string().into_bytes()),
+        (MODEL_FILE, weights),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! The pico-decoder model on the host side: its configuration and checkpoints.
 
+pub mod archive;
 pub mod checkpoint;
 pub mod config;
 pub mod decoder;

@@ -1,8 +1,10 @@
 //! Training: the optimizer and learning-rate schedules (usable in the browser too); the
 //! native-only parts (data, tokenizer, the training loop) are gated by target below.
 
+pub mod byte_tokenizer;
 pub mod optim;
 pub mod schedule;
+pub mod step;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod config;

@@ -6,18 +6,17 @@
 use super::config::TrainConfig;
 use super::data::{BinDtype, DataSource, DataSpec, DataState, Holdout, Split};
 use super::fetch::resolve_dataset;
-use super::optim::{AdamW, AdamWConfig, StepReadback, StepValues};
+use super::optim::{AdamWConfig, StepValues};
 use super::schedule::LrSchedule;
+use super::step::TrainingStep;
 use super::tokenizer::{train_bpe_files, Tokenizer};
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Dispatch, Gpu, Tensor};
+use crate::gpu::Gpu;
 use crate::metrics::log::MetricsLog;
 use crate::model::checkpoint::{self, write_safetensors, HostSlice};
 use crate::model::config::ModelConfig;
 use crate::model::decoder::Decoder;
-use crate::model::relora::{OptimizerReset, ReloraConfig};
-use crate::ops::elementwise;
-use crate::ops::lora::{self, MagnitudeRule, MagnitudeScratch, Seed};
+use crate::model::relora::ReloraConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,9 +54,8 @@ pub struct Trainer<'g> {
     gpu: &'g Gpu,
     pub config: TrainConfig,
     pub model_config: ModelConfig,
-    model: Decoder,
-    optim: AdamW,
-    schedule: LrSchedule,
+    /// The model, optimizer and schedule on the device.
+    engine: TrainingStep,
     data: DataSource,
     heldout: Option<DataSource>,
     tokenizer: Option<Tokenizer>,
@@ -65,30 +63,13 @@ pub struct Trainer<'g> {
     step: u64,
     run_dir: PathBuf,
     log: MetricsLog,
-    loss_sum: Tensor,
-    add_loss: Dispatch,
-    readback: StepReadback,
     /// Learning rate of each step whose loss has not come back yet.
     pending_lr: BTreeMap<u64, f64>,
     pub show_progress: bool,
     losses: Vec<(u64, f32)>,
-    /// ReLoRA: pruning of the LoRA parameters' Adam moments at each reset.
-    prune: Vec<Dispatch>,
-    prune_seed: Seed,
     dynamics_plans: crate::metrics::dynamics::MetricsPlans,
     /// Steps (1-based) that started with a merge-and-reset in this session.
     pub resets: Vec<u64>,
-    _magnitude_scratch: Vec<MagnitudeScratch>,
-}
-
-/// A 32-bit key for (seed, purpose, step, index), for the device RNG streams.
-fn key(seed: u64, purpose: u64, step: u64, index: u64) -> u32 {
-    let mut rng = crate::model::init::Rng::new(
-        seed ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ step.wrapping_mul(0xD6E8_FEB8_6659_FD93)
-            ^ index.rotate_left(32),
-    );
-    (rng.next_u64() >> 32) as u32
 }
 
 fn has_ext(p: &Path, exts: &[&str]) -> bool {
@@ -167,7 +148,7 @@ impl<'g> Trainer<'g> {
         let data_path = resolve_dataset(&config.data.dataset.name)?;
         let tokenizer = Self::tokenizer_for(&config, &data_path, run_dir)?;
         let t = Self::build(gpu, config, data_path, tokenizer, run_dir, 0)?;
-        t.model.init_params(gpu, t.config.training.seed)?;
+        t.engine.model.init_params(gpu, t.config.training.seed)?;
         Ok(t)
     }
 
@@ -207,10 +188,12 @@ impl<'g> Trainer<'g> {
         )?;
         let ckpt = checkpoint::load(dir)?;
         ckpt.check_against(&t.model_config.param_specs())?;
-        t.model
+        t.engine
+            .model
             .load_params(gpu, |n| ckpt.tensors.get(n).map(|x| x.data.as_slice()))?;
         let opt = checkpoint::read_safetensors(&dir.join(OPTIMIZER_FILE))?;
-        t.optim
+        t.engine
+            .optim
             .load_state(gpu, |n| opt.get(n).and_then(|x| x.data.as_f32()))?;
         t.data.restore(&state.data)?;
         Ok(t)
@@ -314,18 +297,14 @@ impl<'g> Trainer<'g> {
             seq,
             o.gradient_accumulation_steps,
         )?;
-        let optim = AdamW::new(
-            gpu,
-            model.params(),
-            AdamWConfig {
-                lr: o.lr,
-                beta1: o.beta1,
-                beta2: o.beta2,
-                eps: o.eps,
-                weight_decay: o.weight_decay,
-                max_grad_norm: o.max_grad_norm,
-            },
-        )?;
+        let adamw = AdamWConfig {
+            lr: o.lr,
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+            weight_decay: o.weight_decay,
+            max_grad_norm: o.max_grad_norm,
+        };
         let relora = ReloraConfig::of(&model_config)?;
         let schedule = LrSchedule {
             schedule: o.lr_scheduler.parse()?,
@@ -336,50 +315,20 @@ impl<'g> Trainer<'g> {
             restart_every: relora.as_ref().map_or(0, |r| r.reset_frequency),
             restart_warmup_steps: o.restart_warmup_steps.unwrap_or(0),
         };
-        // ReLoRA's optimizer reset: prune the Adam moments of every A and B.
-        let prune_seed = Seed::new(gpu, 0);
-        let mut prune = Vec::new();
-        let mut scratch = Vec::new();
-        if let Some(r) = &relora {
-            for (i, st) in optim.state().iter().enumerate() {
-                if !(st.name.ends_with(".A_lora.weight") || st.name.ends_with(".B_lora.weight")) {
-                    continue;
-                }
-                let ratio = r.prune_ratio as f32;
-                match r.optimizer_reset {
-                    OptimizerReset::Random => prune.extend(lora::prune_random(
-                        gpu,
-                        &st.m,
-                        &st.v,
-                        ratio,
-                        &prune_seed,
-                        i as u32,
-                    )?),
-                    OptimizerReset::Magnitude => {
-                        let sc = MagnitudeScratch::new(gpu)?;
-                        prune.extend(lora::prune_magnitude(
-                            gpu,
-                            &st.m,
-                            &st.v,
-                            ratio,
-                            MagnitudeRule::Each,
-                            &sc,
-                        )?);
-                        scratch.push(sc);
-                    }
-                }
-            }
-        }
-        let loss_sum = Tensor::zeros(gpu, &[1], DType::F32)?;
-        let add_loss = elementwise::accumulate(gpu, &loss_sum, model.loss())?;
+        let engine = TrainingStep::new(
+            gpu,
+            model,
+            adamw,
+            schedule,
+            config.training.seed,
+            o.gradient_accumulation_steps,
+        )?;
         let log = MetricsLog::open(&run_dir.join("metrics.jsonl"))?;
         Ok(Trainer {
             gpu,
             config,
             model_config,
-            model,
-            optim,
-            schedule,
+            engine,
             data,
             heldout,
             tokenizer,
@@ -387,17 +336,11 @@ impl<'g> Trainer<'g> {
             step,
             run_dir: run_dir.to_path_buf(),
             log,
-            loss_sum,
-            add_loss,
-            readback: StepReadback::new(gpu, StepReadback::DEFAULT_DEPTH),
             pending_lr: BTreeMap::new(),
             show_progress: true,
             losses: Vec::new(),
-            prune,
-            prune_seed,
             dynamics_plans: Default::default(),
             resets: Vec::new(),
-            _magnitude_scratch: scratch,
         })
     }
 
@@ -406,7 +349,7 @@ impl<'g> Trainer<'g> {
     }
 
     pub fn model(&self) -> &Decoder {
-        &self.model
+        &self.engine.model
     }
 
     pub fn tokenizer(&self) -> Option<&Tokenizer> {
@@ -445,63 +388,17 @@ impl<'g> Trainer<'g> {
 
     /// Run one optimizer step (all micro-batches, then AdamW); does not wait for the GPU.
     pub fn train_step(&mut self) -> Result<()> {
-        let gpu = self.gpu;
-        let accum = self
-            .config
-            .training
-            .optimization
-            .gradient_accumulation_steps;
         let micro = self.config.micro_batch();
-        let t = self.step + 1;
-        let seed = self.config.training.seed;
-        if self.model.relora().is_some_and(|r| r.resets_at(t)) {
-            // Merge-and-reset before this step's forward; the moments of A and B are pruned,
-            // Adam's step counter is left as it is.
-            let mut enc = gpu.encoder();
-            self.model
-                .record_merge_and_reset(gpu, &mut enc, key(seed, 1, t, 0));
-            self.prune_seed.set_seed(gpu, key(seed, 2, t, 0));
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                for d in &self.prune {
-                    d.record(&mut pass);
-                }
-            }
-            gpu.submit(enc);
-            self.resets.push(t);
-            self.log.write(t, &[("relora/reset", 1.0)])?;
+        let data = &mut self.data;
+        let sent = self
+            .engine
+            .submit(self.gpu, self.step, || data.next_batch(micro))?;
+        if sent.reset {
+            self.resets.push(sent.step);
+            self.log.write(sent.step, &[("relora/reset", 1.0)])?;
         }
-        let mut enc = gpu.encoder();
-        self.model.record_zero_grads(&mut enc);
-        enc.clear_buffer(&self.loss_sum.pieces()[0].buffer, 0, None);
-        for a in 0..accum {
-            if a > 0 {
-                // Token uploads are queue writes: each micro-batch needs its own submission.
-                gpu.submit(std::mem::replace(&mut enc, gpu.encoder()));
-            }
-            let batch = self.data.next_batch(micro)?;
-            self.model.set_batch(gpu, &batch)?;
-            self.model.set_dropout_seed(gpu, key(seed, 3, t, a as u64));
-            self.model.record_forward(&mut enc);
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                self.add_loss.record(&mut pass);
-            }
-            self.model.record_backward(&mut enc);
-        }
-        let lr = self.schedule.lr_at(self.step);
-        self.optim
-            .record_step(gpu, &mut enc, lr as f32, self.step + 1)?;
-        self.readback.record_copy(
-            gpu,
-            &mut enc,
-            self.step + 1,
-            &self.loss_sum,
-            self.optim.grad_norm(),
-        )?;
-        gpu.submit(enc);
-        self.step += 1;
-        self.pending_lr.insert(self.step, lr);
+        self.step = sent.step;
+        self.pending_lr.insert(sent.step, sent.lr);
         Ok(())
     }
 
@@ -558,7 +455,7 @@ impl<'g> Trainer<'g> {
             self.train_step()?;
             let elapsed = started.elapsed().as_secs_f64().max(1e-9);
             let tps = (self.step - start_step) as f64 * tokens_per_step / elapsed;
-            let done = self.readback.poll(gpu)?;
+            let done = self.engine.readback.poll(gpu)?;
             if let Some(l) = self.log_values(done, tps)? {
                 last_loss = Some(l);
             }
@@ -573,7 +470,7 @@ impl<'g> Trainer<'g> {
                 .is_multiple_of(self.config.checkpointing.save_every_n_steps)
                 || self.step == max
             {
-                let rest = pollster::block_on(self.readback.finish(gpu))?;
+                let rest = pollster::block_on(self.engine.readback.finish(gpu))?;
                 if let Some(l) = self.log_values(rest, tps)? {
                     last_loss = Some(l);
                 }
@@ -590,7 +487,7 @@ impl<'g> Trainer<'g> {
                 self.evaluate_and_log(&bar)?;
             }
         }
-        let rest = pollster::block_on(self.readback.finish(gpu))?;
+        let rest = pollster::block_on(self.engine.readback.finish(gpu))?;
         if let Some(l) = self.log_values(rest, 0.0)? {
             last_loss = Some(l);
         }
@@ -630,9 +527,9 @@ impl<'g> Trainer<'g> {
         let metrics = &self.config.evaluation.metrics;
         if metrics.iter().any(|m| m == "perplexity" || m == "paloma") {
             if let Some(h) = &self.heldout {
-                let windows = h
-                    .num_windows()
-                    .min((self.config.evaluation.perplexity_batches * self.model.batch) as u64);
+                let windows = h.num_windows().min(
+                    (self.config.evaluation.perplexity_batches * self.engine.model.batch) as u64,
+                );
                 let mut tokens = Vec::new();
                 for i in 0..windows {
                     tokens.extend(h.window(i)?);
@@ -640,7 +537,7 @@ impl<'g> Trainer<'g> {
                 // Windows are scored as one stream cut at the model's length.
                 let report = pollster::block_on(crate::eval::perplexity::perplexity(
                     gpu,
-                    &self.model,
+                    &self.engine.model,
                     &tokens,
                 ))?;
                 out.push(("eval/perplexity".to_string(), report.perplexity));
@@ -653,7 +550,7 @@ impl<'g> Trainer<'g> {
                 let encode = |s: &str| tok.encode(s).unwrap_or_default();
                 let report = pollster::block_on(crate::eval::blimp::blimp(
                     gpu,
-                    &self.model,
+                    &self.engine.model,
                     &encode,
                     bos,
                     Path::new(dir),
@@ -669,43 +566,14 @@ impl<'g> Trainer<'g> {
     /// (for ReLoRA the effective `W + s·B·A`) and the updates (the last step's gradients; for
     /// ReLoRA the adapters' `s·B·A`). Keys: `dynamics/{matrix}/{weights|update}/{metric}`.
     pub fn dynamics(&mut self) -> Result<Vec<(String, f64)>> {
-        use crate::metrics::dynamics::{default_matrices, lora_product, ov_circuit};
+        use crate::metrics::dynamics::{default_matrices, model_matrix};
         let gpu = self.gpu;
-        let c = self.model_config.clone();
         let names = self
             .config
             .evaluation
             .dynamics_matrices
             .clone()
-            .unwrap_or_else(|| default_matrices(&c));
-        let relora = self.model.relora().cloned();
-        let model = &self.model;
-        let param = |name: &str| {
-            model
-                .param(name)
-                .ok_or_else(|| Error::Invalid(format!("dynamics: no parameter {name}")))
-        };
-        // The matrix of `weight` (a parameter name) as the study measures it.
-        let matrix = |weight: &str, update: bool| -> Result<Tensor> {
-            let p = param(weight)?;
-            let adapters = relora.as_ref().filter(|r| r.wraps_weight(weight));
-            match (adapters, update) {
-                (Some(r), _) => {
-                    let module = weight.trim_end_matches(".weight");
-                    let a = &param(&format!("{module}.A_lora.weight"))?.value;
-                    let b = &param(&format!("{module}.B_lora.weight"))?.value;
-                    let ba = lora_product(gpu, b, a, r.scale())?;
-                    if update {
-                        return Ok(ba);
-                    }
-                    let sum = Tensor::zeros(gpu, p.value.shape(), DType::F32)?;
-                    crate::gpu::run_all(gpu, &[elementwise::add(gpu, &p.value, &ba, &sum)?]);
-                    Ok(sum)
-                }
-                (None, true) => p.grad.reshaped(p.value.shape()),
-                (None, false) => p.value.reshaped(p.value.shape()),
-            }
-        };
+            .unwrap_or_else(|| default_matrices(&self.model_config));
         let kinds: &[(&str, bool)] = if self.config.evaluation.dynamics_updates {
             &[("weights", false), ("update", true)]
         } else {
@@ -714,16 +582,7 @@ impl<'g> Trainer<'g> {
         let mut out = Vec::new();
         for name in &names {
             for &(kind, update) in kinds {
-                let m = if let Some(layer) = name
-                    .strip_prefix("layers.")
-                    .and_then(|r| r.strip_suffix(".ov_circuit"))
-                {
-                    let v = matrix(&format!("layers.{layer}.attention.v_proj.weight"), update)?;
-                    let o = matrix(&format!("layers.{layer}.attention.o_proj.weight"), update)?;
-                    ov_circuit(gpu, &v, &o, c.attention_n_heads, c.attention_n_kv_heads)?
-                } else {
-                    matrix(name, update)?
-                };
+                let m = model_matrix(gpu, &self.engine.model, name, update)?;
                 let r = pollster::block_on(self.dynamics_plans.metrics(gpu, &m))?;
                 let key = |metric: &str| format!("dynamics/{name}/{kind}/{metric}");
                 out.push((key("per"), r.per as f64));
@@ -743,8 +602,8 @@ impl<'g> Trainer<'g> {
             .run_dir
             .join(&self.config.checkpointing.checkpoints_dir);
         let dir = ckpt_root.join(format!("step_{:06}", self.step));
-        let params = pollster::block_on(self.model.read_params(gpu))?;
-        let moments = pollster::block_on(self.optim.read_state(gpu))?;
+        let params = pollster::block_on(self.engine.model.read_params(gpu))?;
+        let moments = pollster::block_on(self.engine.optim.read_state(gpu))?;
         let state = TrainerState {
             step: self.step,
             data: self.data.state(),

@@ -8,6 +8,7 @@ use wgtrain::gpu::{shaders, Backend, Dispatch};
 use wgtrain::ops::{Matmul, MatmulSpec};
 use wgtrain::{Gpu, GpuOptions, Tensor};
 
+mod demo;
 mod step;
 
 #[derive(Parser)]
@@ -59,6 +60,26 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         steps: usize,
         /// Also time pico-relora's step (LoRA r 16 on every linear) beside the plain one.
+        #[arg(long)]
+        relora: bool,
+    },
+    /// Steps/s of the browser demo's training session run natively (compare with the page's
+    /// figure in a browser on the same machine).
+    Demo {
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        #[arg(long, default_value_t = 64)]
+        d_model: usize,
+        #[arg(long, default_value_t = 2)]
+        layers: usize,
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value_t = 64)]
+        seq: usize,
+        /// Timed optimizer steps (after one warm-up step).
+        #[arg(long, default_value_t = 30)]
+        steps: u32,
+        /// Also run the ReLoRA session (r 8, reset every 100).
         #[arg(long)]
         relora: bool,
     },
@@ -319,6 +340,24 @@ fn main() -> ExitCode {
             steps,
             relora,
         } => step::bench_step(&backend, &config, batch, seq, steps, relora),
+        Command::Demo {
+            backend,
+            d_model,
+            layers,
+            batch,
+            seq,
+            steps,
+            relora,
+        } => {
+            let options = wgtrain::demo::DemoOptions {
+                d_model,
+                n_layers: layers,
+                batch,
+                seq,
+                ..Default::default()
+            };
+            demo::bench_demo(&backend, options, steps, relora)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
