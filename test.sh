@@ -12,7 +12,7 @@ echo "== cargo test"
 cargo test --release
 
 echo "== browser demo (headless Chromium, WebGPU)"
-cargo build --release --bin wgtrain
+cargo build --release --bin wgtrain --bin wgbench
 wasm/build.sh
 (cd wasm && npm ci --no-audit --no-fund --loglevel=error)
 node wasm/tests/browser.mjs

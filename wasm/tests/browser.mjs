@@ -23,12 +23,14 @@ const out = join(here, 'out');
 const steps = Number(process.env.DEMO_STEPS || 40);
 const reloraSteps = Number(process.env.DEMO_RELORA_STEPS || 30);
 const wgtrain = resolve(repo, process.env.WGTRAIN_BIN || 'target/release/wgtrain');
+const wgbench = join(wgtrain, '..', 'wgbench');
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 
 for (const [what, path, fix] of [
   ['the demo package', join(WWW, 'pkg/wgtrain_web.js'), 'run wasm/build.sh'],
   ['Chromium', executablePath, 'apt-get install chromium, or set CHROMIUM'],
   ['the wgtrain CLI', wgtrain, 'run cargo build --release, or set WGTRAIN_BIN'],
+  ['wgbench', wgbench, 'run cargo build --release'],
 ]) {
   if (!existsSync(path)) {
     console.error(`browser test: ${what} is missing (${path}): ${fix}`);
@@ -39,6 +41,11 @@ for (const [what, path, fix] of [
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 const log = (...a) => console.log('[browser test]', ...a);
+const run = (args, opts = {}) => {
+  const r = spawnSync(args[0], args.slice(1), { encoding: 'utf8', ...opts });
+  assert.equal(r.status, 0, `${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+};
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 const server = await serve(WWW, 0);
@@ -90,6 +97,13 @@ try {
   assert.ok(s.metrics.length >= 2 && s.metrics.every((m) => m.per > 0 && m.per <= 1 && m.condition_number >= 1),
     `PER and condition number: ${JSON.stringify(s.metrics.map((m) => [m.per, m.condition_number]))}`);
   const plainSpeed = { stepsPerSec: s.stepsPerSec, tokensPerSec: s.tokensPerSec };
+  // The same session natively (wgbench demo, the default adapter) reaches the same loss:
+  // same seed, batches and schedule; only the two adapters' rounding differs.
+  const native = run([wgbench, 'demo', '--d-model', '32', '--batch', '4', '--seq', '32', '--steps', String(steps - 1)]);
+  const nativeLoss = Number((native.match(/loss ([0-9.]+) after (\d+) steps/) || [])[1]);
+  log(`native: ${native.trim().split("\n").at(-1)}; browser: loss ${losses.at(-1).toFixed(3)} after ${steps} steps`);
+  assert.ok(Math.abs(nativeLoss - losses.at(-1)) < 0.02 * losses.at(-1),
+    `browser loss ${losses.at(-1)} at step ${steps} should match the native ${nativeLoss}`);
 
   // Generation from the trained model.
   await page.fill('#prompt', 'The keeper');
@@ -135,12 +149,6 @@ try {
 
   assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
 
-  // The downloaded checkpoint in the CLI.
-  const run = (args, opts = {}) => {
-    const r = spawnSync(args[0], args.slice(1), { encoding: 'utf8', ...opts });
-    assert.equal(r.status, 0, `${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
-    return r.stdout;
-  };
   run(['tar', 'xf', tar], { cwd: out });
   const ckpt = join(out, 'wgtrain-demo');
   const evalOut = run([wgtrain, 'eval', '--checkpoint', ckpt, '--text', join(WWW, 'sample.txt')]);
