@@ -82,6 +82,16 @@ try {
   await page.fill('#metrics-every', '20');
   await page.dispatchEvent('#seq', 'change');
   await page.click('#train');
+  // The page answers while it trains: time a round trip into its event loop a few times.
+  const lags = [];
+  while (lags.length < 5 && (await demoState()).status === 'training') {
+    const t0 = Date.now();
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 0)));
+    lags.push(Date.now() - t0);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  log('event-loop round trips while training (ms):', lags.join(', '));
+  assert.ok(lags.length > 0 && Math.max(...lags) < 5000, `the page froze while training: ${lags}`);
   s = await waitStatus(['done', 'error'], 600_000);
   const losses = s.points.map((p) => p.loss);
   assert.equal(losses.length, steps);
@@ -147,8 +157,19 @@ try {
   assert.ok(s.lastSample && s.lastSample.trim().length > 0, `ReLoRA generation returned ${JSON.stringify(s.lastSample)}`);
   await page.screenshot({ path: join(out, 'demo-relora.png'), fullPage: true });
 
+  // A text from a file replaces the sample (the file chooser, as a user would use it).
+  const book = resolve(repo, '../shared/data/tinyshakespeare/input.txt');
+  assert.ok(existsSync(book), `${book} is missing: the tests read ../shared/data`);
+  await page.setInputFiles('#file', book);
+  await page.waitForFunction(() => document.getElementById('text').value.startsWith('First Citizen'), null,
+    { timeout: 30_000 });
+  const info = await page.textContent('#text-info');
+  assert.match(info, /1\D?115\D?394 bytes/, `file source: ${info}`);
+  log('file source:', info);
+
   assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
 
+  // The downloaded checkpoint in the CLI.
   run(['tar', 'xf', tar], { cwd: out });
   const ckpt = join(out, 'wgtrain-demo');
   const evalOut = run([wgtrain, 'eval', '--checkpoint', ckpt, '--text', join(WWW, 'sample.txt')]);
