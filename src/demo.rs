@@ -106,6 +106,9 @@ impl DemoOptions {
     }
 }
 
+/// Context windows of held-out text scored by [`DemoSession::heldout_loss`] at most.
+pub const HELDOUT_WINDOWS: usize = 32;
+
 /// One step's outcome as the page plots it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct StepPoint {
@@ -324,13 +327,16 @@ impl DemoSession {
         Ok(byte_tokenizer::decode(&out))
     }
 
-    /// Mean loss (nats per byte) on the held-out tenth of the text, if there is one.
+    /// Mean loss (nats per byte) on the held-out tenth of the text (its first
+    /// [`HELDOUT_WINDOWS`] context windows, so a long text does not stall the page), if
+    /// there is one.
     pub async fn heldout_loss(&mut self, gpu: &Gpu) -> Result<Option<f64>> {
         if self.heldout.is_empty() {
             return Ok(None);
         }
         self.sync_sampler(gpu).await?;
-        let report = perplexity(gpu, &self.sampler, &self.heldout).await?;
+        let n = self.heldout.len().min(HELDOUT_WINDOWS * self.options.seq + 1);
+        let report = perplexity(gpu, &self.sampler, &self.heldout[..n]).await?;
         Ok(Some(report.mean_nll))
     }
 

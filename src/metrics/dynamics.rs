@@ -568,6 +568,18 @@ pub fn ov_circuit_with(
     Ok(out)
 }
 
+/// [`ov_circuit_with`] with the head counts of `config`.
+fn config_ov_circuit(
+    gpu: &Gpu,
+    config: &ModelConfig,
+    v_proj: &Tensor,
+    o_proj: &Tensor,
+    form: OvForm,
+) -> Result<Tensor> {
+    let (h, kv) = (config.attention_n_heads, config.attention_n_kv_heads);
+    ov_circuit_with(gpu, v_proj, o_proj, h, kv, form)
+}
+
 /// `scale * B · A` (`[out, r]` times `[r, in]`): a LoRA update as a full matrix, on the device.
 pub fn lora_product(gpu: &Gpu, b: &Tensor, a: &Tensor, scale: f32) -> Result<Tensor> {
     let (out_dim, _) = matrix_dims(b, "lora product")?;
@@ -596,14 +608,7 @@ pub fn model_matrix(gpu: &Gpu, model: &Decoder, name: &str, update: bool) -> Res
             &format!("layers.{layer}.attention.o_proj.weight"),
             update,
         )?;
-        return ov_circuit_with(
-            gpu,
-            &v,
-            &o,
-            c.attention_n_heads,
-            c.attention_n_kv_heads,
-            form,
-        );
+        return config_ov_circuit(gpu, c, &v, &o, form);
     }
     let param = |name: &str| {
         model.param(name).ok_or_else(|| {
@@ -705,15 +710,7 @@ pub async fn analyze_checkpoint_async(
                 }
                 let v = upload(&format!("layers.{layer}.attention.v_proj.weight"))?;
                 let o = upload(&format!("layers.{layer}.attention.o_proj.weight"))?;
-                let c = &ckpt.config;
-                ov_circuit_with(
-                    gpu,
-                    &v,
-                    &o,
-                    c.attention_n_heads,
-                    c.attention_n_kv_heads,
-                    form,
-                )?
+                config_ov_circuit(gpu, &ckpt.config, &v, &o, form)?
             }
             None => upload(&name)?,
         };
