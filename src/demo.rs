@@ -335,7 +335,10 @@ impl DemoSession {
             return Ok(None);
         }
         self.sync_sampler(gpu).await?;
-        let n = self.heldout.len().min(HELDOUT_WINDOWS * self.options.seq + 1);
+        let n = self
+            .heldout
+            .len()
+            .min(HELDOUT_WINDOWS * self.options.seq + 1);
         let report = perplexity(gpu, &self.sampler, &self.heldout[..n]).await?;
         Ok(Some(report.mean_nll))
     }
