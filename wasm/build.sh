@@ -10,7 +10,8 @@ rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$version" ]; then
   echo "installing wasm-bindgen-cli $version (a few minutes, once)"
   # Not --locked: its lock file asks for a webpki-roots release that is no longer published.
-  cargo install wasm-bindgen-cli --version "$version"
+  # --force: cargo may still list an install whose binary is gone or is another version.
+  cargo install --force wasm-bindgen-cli --version "$version"
 fi
 cargo build -p wgtrain-web --release --target wasm32-unknown-unknown
 wasm-bindgen --target web --no-typescript --out-dir wasm/www/pkg \
