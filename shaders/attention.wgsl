@@ -93,6 +93,45 @@ fn visible(i: u32, j: u32) -> bool {
     return j <= i && i < p.seq;
 }
 
+// Dot product of the hd-long rows at offsets a_at in tile_a and b_at in tile_b.
+fn tile_dot(a_at: u32, b_at: u32) -> f32 {
+    var s = 0.0;
+    for (var d = 0u; d < p.hd; d++) {
+        s += tile_a[a_at + d] * tile_b[b_at + d];
+    }
+    return s;
+}
+
+// The query block a forward or dQ workgroup owns: batch b, query head h (reading kv head g),
+// first query row t0.
+struct QueryBlock {
+    b: u32,
+    h: u32,
+    g: u32,
+    t0: u32,
+}
+
+fn query_block(wg: u32) -> QueryBlock {
+    let h = (wg / p.blocks) % p.heads;
+    return QueryBlock(wg / (p.blocks * p.heads), h, h / p.group, (wg % p.blocks) * p.bq);
+}
+
+// Put the forward's log-sum-exp and the row sums D of the query rows t0.. of head h into
+// stats[0..bq] and stats[WG..WG + bq] (0 for padding rows). Invocations lid < bq do it.
+fn load_row_stats(lid: u32, b: u32, h: u32, t0: u32) {
+    if (lid < p.bq) {
+        var ls = 0.0;
+        var dl = 0.0;
+        if (t0 + lid < p.seq) {
+            let at = (b * p.heads + h) * p.seq + t0 + lid;
+            ls = lse[at];
+            dl = delta[at];
+        }
+        stats[lid] = ls;
+        stats[WG + lid] = dl;
+    }
+}
+
 // Forward: one workgroup per (b, h, query block); key blocks in order up to the diagonal.
 // Tiles: Q in tile_a (bq * hd <= 2048), K then V in tile_b (bk * hd <= 1024), scores in
 // tile_s (bq * bk <= 512). The WG / bq invocations of a query row split its output dims (at
@@ -107,11 +146,11 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     let hd = p.hd;
     let bq = p.bq;
     let bk = p.bk;
-    let qb = wg % p.blocks;
-    let h = (wg / p.blocks) % p.heads;
-    let b = wg / (p.blocks * p.heads);
-    let g = h / p.group;
-    let t0 = qb * bq;
+    let blk = query_block(wg);
+    let b = blk.b;
+    let h = blk.h;
+    let g = blk.g;
+    let t0 = blk.t0;
     for (var e = lid; e < bq * hd; e += WG) {
         tile_a[e] = q_at(b, t0 + e / hd, h, e % hd);
     }
@@ -136,11 +175,7 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
             let j = e % bk;
             var s = NEG;
             if (visible(t0 + i, k0 + j)) {
-                var dot = 0.0;
-                for (var d = 0u; d < hd; d++) {
-                    dot += tile_a[i * hd + d] * tile_b[j * hd + d];
-                }
-                s = dot * p.scale;
+                s = tile_dot(i * hd, j * hd) * p.scale;
             }
             tile_s[e] = s;
         }
@@ -228,27 +263,17 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     let hd = p.hd;
     let bq = p.bq;
     let bk = p.bk;
-    let qb = wg % p.blocks;
-    let h = (wg / p.blocks) % p.heads;
-    let b = wg / (p.blocks * p.heads);
-    let g = h / p.group;
-    let t0 = qb * bq;
+    let blk = query_block(wg);
+    let b = blk.b;
+    let h = blk.h;
+    let g = blk.g;
+    let t0 = blk.t0;
     let qd = bq * hd;
     for (var e = lid; e < qd; e += WG) {
         tile_a[e] = q_at(b, t0 + e / hd, h, e % hd);
         tile_a[qd + e] = dout_at(b, t0 + e / hd, h, e % hd);
     }
-    if (lid < bq) {
-        var ls = 0.0;
-        var dl = 0.0;
-        if (t0 + lid < p.seq) {
-            let at = (b * p.heads + h) * p.seq + t0 + lid;
-            ls = lse[at];
-            dl = delta[at];
-        }
-        stats[lid] = ls;
-        stats[WG + lid] = dl;
-    }
+    load_row_stats(lid, b, h, t0);
     let per_row = WG / bq;
     let r = lid / per_row;
     let part = lid % per_row;
@@ -266,9 +291,7 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
             let j = e % bk;
             var dp = 0.0;
             if (visible(t0 + i, k0 + j)) {
-                for (var d = 0u; d < hd; d++) {
-                    dp += tile_a[qd + i * hd + d] * tile_b[j * hd + d];
-                }
+                dp = tile_dot(qd + i * hd, j * hd);
             }
             tile_s[e] = dp;
         }
@@ -283,11 +306,8 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
             let j = e % bk;
             var ds = 0.0;
             if (visible(t0 + i, k0 + j)) {
-                var dot = 0.0;
-                for (var d = 0u; d < hd; d++) {
-                    dot += tile_a[i * hd + d] * tile_b[j * hd + d];
-                }
-                ds = exp(dot * p.scale - stats[i]) * (tile_s[e] - stats[WG + i]);
+                let s = tile_dot(i * hd, j * hd);
+                ds = exp(s * p.scale - stats[i]) * (tile_s[e] - stats[WG + i]);
             }
             tile_s[e] = ds;
         }
@@ -360,17 +380,7 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
                 tile_b[e] = q_at(b, t0 + e / hd, h, e % hd);
                 tile_b[qd + e] = dout_at(b, t0 + e / hd, h, e % hd);
             }
-            if (lid < bq) {
-                var ls = 0.0;
-                var dl = 0.0;
-                if (t0 + lid < p.seq) {
-                    let at = (b * p.heads + h) * p.seq + t0 + lid;
-                    ls = lse[at];
-                    dl = delta[at];
-                }
-                stats[lid] = ls;
-                stats[WG + lid] = dl;
-            }
+            load_row_stats(lid, b, h, t0);
             workgroupBarrier();
             for (var e = lid; e < ps; e += WG) {
                 let i = e / bk;
@@ -378,12 +388,9 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
                 var pr = 0.0;
                 var ds = 0.0;
                 if (visible(t0 + i, k0 + j)) {
-                    var s = 0.0;
-                    var dp = 0.0;
-                    for (var d = 0u; d < hd; d++) {
-                        s += tile_b[i * hd + d] * tile_a[j * hd + d];
-                        dp += tile_b[qd + i * hd + d] * tile_a[kd + j * hd + d];
-                    }
+                    // Here the keys are in tile_a and the queries in tile_b.
+                    let s = tile_dot(j * hd, i * hd);
+                    let dp = tile_dot(kd + j * hd, qd + i * hd);
                     pr = exp(s * p.scale - stats[i]);
                     ds = pr * (dp - stats[WG + i]);
                 }
