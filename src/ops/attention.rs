@@ -73,6 +73,15 @@ fn block_sizes(kernel: Kernel, hd: usize) -> (usize, usize) {
     }
 }
 
+/// The shapes of q (and out, dout, dq), of k (and v, dk, dv) and of lse (and delta).
+fn layouts(s: &AttentionShape) -> ([usize; 4], [usize; 4], [usize; 3]) {
+    (
+        [s.batch, s.seq, s.heads, s.head_dim],
+        [s.batch, s.seq, s.kv_heads, s.head_dim],
+        [s.batch, s.heads, s.seq],
+    )
+}
+
 fn check_shape(op: &'static str, s: &AttentionShape) -> Result<()> {
     let bad = |detail: String| Err(Error::Shape { op, detail });
     if s.kv_heads == 0 || s.heads == 0 || !s.heads.is_multiple_of(s.kv_heads) {
@@ -156,11 +165,7 @@ pub fn forward(
     let op = "attention";
     check_shape(op, &shape)?;
     let s = &shape;
-    let (qs, kvs, ls) = (
-        [s.batch, s.seq, s.heads, s.head_dim],
-        [s.batch, s.seq, s.kv_heads, s.head_dim],
-        [s.batch, s.heads, s.seq],
-    );
+    let (qs, kvs, ls) = layouts(s);
     let bufs = [
         (1, expect(op, q, "q", "[B, T, H, hd]", &qs)?),
         (2, expect(op, k, "k", "[B, T, KV, hd]", &kvs)?),
@@ -203,11 +208,7 @@ pub fn backward(
     let op = "attention backward";
     check_shape(op, &shape)?;
     let s = &shape;
-    let (qs, kvs, ls) = (
-        [s.batch, s.seq, s.heads, s.head_dim],
-        [s.batch, s.seq, s.kv_heads, s.head_dim],
-        [s.batch, s.heads, s.seq],
-    );
+    let (qs, kvs, ls) = layouts(s);
     let (qb, kb, vb) = (
         expect(op, q, "q", "[B, T, H, hd]", &qs)?,
         expect(op, k, "k", "[B, T, KV, hd]", &kvs)?,
