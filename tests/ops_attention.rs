@@ -23,22 +23,6 @@ fn zeros(gpu: &Gpu, shape: &[usize]) -> Tensor {
     Tensor::zeros(gpu, shape, DType::F32).unwrap()
 }
 
-fn shape(
-    batch: usize,
-    seq: usize,
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
-) -> AttentionShape {
-    AttentionShape {
-        batch,
-        seq,
-        heads,
-        kv_heads,
-        head_dim,
-    }
-}
-
 fn q_shape(s: AttentionShape) -> [usize; 4] {
     [s.batch, s.seq, s.heads, s.head_dim]
 }
@@ -154,7 +138,7 @@ fn attention_matches_the_reference() {
         (1, 131, 3, 1, 8),
         (1, 257, 2, 1, 64),
     ] {
-        check_against_reference(&gpu, shape(b, t, h, kv, hd), 1.0);
+        check_against_reference(&gpu, AttentionShape::new(b, t, h, kv, hd), 1.0);
     }
 }
 
@@ -163,7 +147,7 @@ fn attention_matches_the_reference() {
 #[test]
 fn attention_handles_large_scores() {
     let gpu = gpu();
-    check_against_reference(&gpu, shape(1, 29, 2, 1, 16), 6.0);
+    check_against_reference(&gpu, AttentionShape::new(1, 29, 2, 1, 16), 6.0);
 }
 
 /// Changing tokens from `cut` on leaves the outputs, lse and dq of earlier tokens bitwise
@@ -171,7 +155,7 @@ fn attention_handles_large_scores() {
 #[test]
 fn future_tokens_do_not_affect_earlier_positions() {
     let gpu = gpu();
-    let s = shape(2, 23, 6, 2, 8);
+    let s = AttentionShape::new(2, 23, 6, 2, 8);
     let cut = 11;
     let x = inputs(s, 5, 1.0);
     let y = inputs(s, 6, 1.0);
@@ -212,7 +196,7 @@ fn future_tokens_do_not_affect_earlier_positions() {
 #[test]
 fn attention_is_deterministic() {
     let gpu = gpu();
-    let s = shape(1, 45, 6, 2, 32);
+    let s = AttentionShape::new(1, 45, 6, 2, 32);
     let x = inputs(s, 9, 1.0);
     let a = run(&gpu, s, &x.q, &x.k, &x.v, &x.dout);
     let b = run(&gpu, s, &x.q, &x.k, &x.v, &x.dout);
@@ -241,7 +225,7 @@ fn shape_error(e: Option<Error>) -> String {
 #[test]
 fn attention_rejects_bad_shapes() {
     let gpu = gpu();
-    let s = shape(1, 5, 4, 2, 8);
+    let s = AttentionShape::new(1, 5, 4, 2, 8);
     let (qs, kvs, ls) = (q_shape(s), kv_shape(s), lse_shape(s));
     let (q, k, v, out, lse) = (
         zeros(&gpu, &qs),
@@ -267,15 +251,15 @@ fn attention_rejects_bad_shapes() {
         "{msg}"
     );
     // heads not a multiple of kv_heads.
-    let msg = fwd(shape(1, 5, 3, 2, 8), &q, &k, &lse);
+    let msg = fwd(AttentionShape::new(1, 5, 3, 2, 8), &q, &k, &lse);
     assert!(
         msg.contains("heads (3) must be a non-zero multiple of kv_heads (2)"),
         "{msg}"
     );
-    let msg = fwd(shape(1, 5, 4, 0, 8), &q, &k, &lse);
+    let msg = fwd(AttentionShape::new(1, 5, 4, 0, 8), &q, &k, &lse);
     assert!(msg.contains("kv_heads (0)"), "{msg}");
     // head_dim beyond what the tiles hold.
-    let msg = fwd(shape(1, 5, 4, 2, 256), &q, &k, &lse);
+    let msg = fwd(AttentionShape::new(1, 5, 4, 2, 256), &q, &k, &lse);
     assert!(
         msg.contains("head_dim 256 is outside the supported 1..=128"),
         "{msg}"
@@ -329,7 +313,7 @@ fn attention_rejects_bad_shapes() {
 #[test]
 fn attention_of_an_empty_sequence_records_nothing() {
     let gpu = gpu();
-    let s = shape(2, 0, 4, 2, 8);
+    let s = AttentionShape::new(2, 0, 4, 2, 8);
     let (qs, kvs, ls) = (q_shape(s), kv_shape(s), lse_shape(s));
     let (q, k, v, out, lse) = (
         zeros(&gpu, &qs),

@@ -254,29 +254,13 @@ fn rope_f32() {
 
 // ---------------------------------------------------------------- attention
 
-fn shape(
-    batch: usize,
-    seq: usize,
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
-) -> AttentionShape {
-    AttentionShape {
-        batch,
-        seq,
-        heads,
-        kv_heads,
-        head_dim,
-    }
-}
-
 fn shapes() -> Vec<AttentionShape> {
     vec![
-        shape(1, 1, 1, 1, 2),
-        shape(2, 7, 3, 1, 4),
-        shape(1, 5, 4, 4, 2),
-        shape(2, 3, 6, 2, 3),
-        shape(1, 4, 12, 4, 8),
+        AttentionShape::new(1, 1, 1, 1, 2),
+        AttentionShape::new(2, 7, 3, 1, 4),
+        AttentionShape::new(1, 5, 4, 4, 2),
+        AttentionShape::new(2, 3, 6, 2, 3),
+        AttentionShape::new(1, 4, 12, 4, 8),
     ]
 }
 
@@ -354,7 +338,7 @@ fn attention_matches_naive_and_lse() {
         assert_close("lse vs naive", &lse, &n_lse, 1e-12);
     }
     // T = 1: the only key gets all the weight.
-    let s = shape(1, 1, 2, 1, 4);
+    let s = AttentionShape::new(1, 1, 2, 1, 4);
     let (q, k, v) = qkv(&mut rng, s);
     let (out, lse) = attention(&q, &k, &v, s);
     assert_close("T=1 out", &out[..4], &v, 1e-15);
@@ -365,7 +349,7 @@ fn attention_matches_naive_and_lse() {
 #[test]
 fn attention_is_causal() {
     let mut rng = Rng(10);
-    let s = shape(2, 7, 6, 2, 4);
+    let s = AttentionShape::new(2, 7, 6, 2, 4);
     let (q, k, v) = qkv(&mut rng, s);
     let (out, lse) = attention(&q, &k, &v, s);
     let t0 = 4;
@@ -415,8 +399,8 @@ fn attention_gqa_equals_repeated_heads() {
     // GQA with H = 3 KV equals multi-head attention with each kv head repeated 3 times, and
     // the GQA kv gradient is the sum of the repeated heads' gradients.
     let mut rng = Rng(11);
-    let g = shape(2, 5, 6, 2, 4);
-    let m = shape(2, 5, 6, 6, 4);
+    let g = AttentionShape::new(2, 5, 6, 2, 4);
+    let m = AttentionShape::new(2, 5, 6, 6, 4);
     let (q, k, v) = qkv(&mut rng, g);
     let hd = g.head_dim;
     let repeat = |x: &[f64]| -> Vec<f64> {
@@ -453,7 +437,7 @@ fn attention_gqa_equals_repeated_heads() {
 #[test]
 fn attention_stable_and_f32() {
     // Scores around +-1e4 must not overflow.
-    let s = shape(1, 3, 1, 1, 2);
+    let s = AttentionShape::new(1, 3, 1, 1, 2);
     let q = [100.0f64, 100.0, -100.0, 100.0, 100.0, -100.0];
     let k = [100.0f64, 100.0, 100.0, -100.0, -100.0, 100.0];
     let v = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0];
@@ -464,7 +448,7 @@ fn attention_stable_and_f32() {
     }
 
     let mut rng = Rng(12);
-    let s = shape(2, 6, 6, 2, 4);
+    let s = AttentionShape::new(2, 6, 6, 2, 4);
     let (q, k, v) = qkv(&mut rng, s);
     let dout = rng.vec(q.len());
     let r = |x: &[f64]| to_f32(x).iter().map(|&v| v as f64).collect::<Vec<f64>>();

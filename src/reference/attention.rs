@@ -16,6 +16,22 @@ pub struct AttentionShape {
 }
 
 impl AttentionShape {
+    pub fn new(
+        batch: usize,
+        seq: usize,
+        heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+    ) -> AttentionShape {
+        AttentionShape {
+            batch,
+            seq,
+            heads,
+            kv_heads,
+            head_dim,
+        }
+    }
+
     fn check(&self, q_len: usize, k_len: usize, v_len: usize) {
         let s = self;
         assert!(
