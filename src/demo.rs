@@ -32,7 +32,8 @@ pub struct DemoOptions {
     pub seq: usize,
     pub batch: usize,
     pub lr: f64,
-    pub warmup_steps: u64,
+    /// Linear warmup; by default a tenth of `steps`, between 1 and 20 (see [`Self::warmup`]).
+    pub warmup_steps: Option<u64>,
     /// The learning-rate schedule's horizon (cosine decay to 10% of `lr` by this step).
     pub steps: u64,
     /// ReLoRA instead of plain training.
@@ -52,7 +53,7 @@ impl Default for DemoOptions {
             seq: 64,
             batch: 8,
             lr: 3e-3,
-            warmup_steps: 20,
+            warmup_steps: None,
             steps: 400,
             relora: false,
             relora_r: 8,
@@ -97,6 +98,12 @@ impl DemoOptions {
             ));
         }
         Ok(config)
+    }
+
+    /// Warmup steps: `warmup_steps`, else a tenth of `steps` clamped to 1..=20 (the page and
+    /// `wgbench demo` both rely on this rule, so their runs match).
+    pub fn warmup(&self) -> u64 {
+        self.warmup_steps.unwrap_or((self.steps / 10).clamp(1, 20))
     }
 
     /// The JSON form of the options (what the page sends).
@@ -174,7 +181,7 @@ impl DemoSession {
                 Schedule::Cosine
             },
             lr: options.lr,
-            warmup_steps: options.warmup_steps,
+            warmup_steps: options.warmup(),
             max_steps: options.steps,
             min_lr_ratio: 0.1,
             restart_every: if options.relora {
@@ -182,7 +189,7 @@ impl DemoSession {
             } else {
                 0
             },
-            restart_warmup_steps: options.warmup_steps.min(options.relora_reset_every / 4),
+            restart_warmup_steps: options.warmup().min(options.relora_reset_every / 4),
         };
         let train = TrainingStep::new(gpu, model, adamw, schedule, options.seed, 1)?;
         let mut plain = config.clone();

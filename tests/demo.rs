@@ -32,6 +32,7 @@ fn small_options() -> DemoOptions {
         seq: 32,
         batch: 4,
         steps: 80,
+        warmup_steps: Some(20),
         ..Default::default()
     }
 }

@@ -84,7 +84,6 @@ function options() {
     batch: num('batch'),
     lr: num('lr'),
     steps: num('steps'),
-    warmup_steps: Math.min(20, Math.max(1, Math.floor(num('steps') / 10))),
     relora: $('mode').value === 'relora',
     relora_r: num('rank'),
     relora_reset_every: num('reset'),

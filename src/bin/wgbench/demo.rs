@@ -9,18 +9,14 @@ use wgtrain::{Gpu, GpuOptions, Result};
 /// The page's built-in sample text.
 const SAMPLE: &str = include_str!("../../../wasm/www/sample.txt");
 
-/// `options` with the page's schedule for a run of `steps` steps (its horizon is the steps
-/// asked for, its warmup a tenth of them, at most 20), so losses compare with the page's.
-pub fn as_on_the_page(options: DemoOptions, steps: u64) -> DemoOptions {
-    DemoOptions {
-        steps,
-        warmup_steps: (steps / 10).clamp(1, 20),
-        ..options
-    }
-}
-
 pub fn bench_demo(backend: &str, options: DemoOptions, steps: u32, relora: bool) -> Result<()> {
-    let options = as_on_the_page(options, steps as u64 + 1);
+    // The page's schedule for this many steps: its horizon is the steps asked for (here the
+    // timed ones and the warm-up step), its warmup derived from them (DemoOptions::warmup).
+    let options = DemoOptions {
+        steps: steps as u64 + 1,
+        warmup_steps: None,
+        ..options
+    };
     let gpu = Gpu::new_blocking(GpuOptions {
         backend: backend.parse()?,
         ..Default::default()
