@@ -6,11 +6,11 @@
 // The page's own figure is used: optimizer steps over the time spent in training calls, the
 // first chunk (pipeline compilation) left out, the metrics and held-out passes not counted.
 
-import { chromium } from 'playwright-core';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { serve, WWW } from '../serve.mjs';
+import { launch, waitForStatus } from './chromium.mjs';
 
 const { values: a } = parseArgs({
   options: {
@@ -27,15 +27,12 @@ if (!existsSync(join(WWW, 'pkg/wgtrain_web.js'))) {
   process.exit(2);
 }
 const server = await serve(WWW, 0);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless=new', '--no-sandbox', '--enable-unsafe-webgpu'],
-});
+const browser = await launch();
 let code = 0;
 try {
   const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${server.address().port}/`);
-  await page.waitForFunction(() => ['ready', 'error'].includes(window.wgtrainDemo?.status), null, { timeout: 60_000 });
+  await waitForStatus(page, ['ready', 'error'], 60_000);
   await page.selectOption('#dmodel', a['d-model']);
   await page.selectOption('#layers', a.layers);
   await page.fill('#batch', a.batch);
@@ -45,8 +42,7 @@ try {
   if (a.relora) await page.selectOption('#mode', 'relora');
   await page.dispatchEvent('#seq', 'change');
   await page.click('#train');
-  await page.waitForFunction(() => ['done', 'error'].includes(window.wgtrainDemo.status), null, { timeout: 590_000 });
-  const s = await page.evaluate(() => window.wgtrainDemo);
+  const s = await waitForStatus(page, ['done', 'error'], 590_000);
   if (s.status === 'error') throw new Error(s.error);
   console.log(`browser ${s.adapter.backend} (${s.adapter.device_type}${s.adapter.software ? ', software' : ''}), ` +
     `demo ${a.relora ? 'ReLoRA' : 'plain'} (d_model ${a['d-model']}, ${a.layers} layers, batch ${a.batch} x ${a.seq} bytes): ` +

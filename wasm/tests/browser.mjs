@@ -9,13 +9,13 @@
 // target/release/wgtrain), DEMO_STEPS (plain steps, default 40), DEMO_RELORA_STEPS (ReLoRA
 // steps, resets every 10, default 30). Output in wasm/tests/out/.
 
-import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, WWW } from '../serve.mjs';
+import { executablePath, launch, waitForStatus } from './chromium.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const repo = resolve(here, '../..');
@@ -24,7 +24,6 @@ const steps = Number(process.env.DEMO_STEPS || 40);
 const reloraSteps = Number(process.env.DEMO_RELORA_STEPS || 30);
 const wgtrain = resolve(repo, process.env.WGTRAIN_BIN || 'target/release/wgtrain');
 const wgbench = join(wgtrain, '..', 'wgbench');
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 
 for (const [what, path, fix] of [
   ['the demo package', join(WWW, 'pkg/wgtrain_web.js'), 'run wasm/build.sh'],
@@ -50,10 +49,7 @@ const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 const server = await serve(WWW, 0);
 const url = `http://127.0.0.1:${server.address().port}/`;
-const browser = await chromium.launch({
-  executablePath,
-  args: ['--headless=new', '--no-sandbox', '--enable-unsafe-webgpu'],
-});
+const browser = await launch();
 const pageErrors = [];
 let failed = false;
 let page = null;
@@ -63,8 +59,7 @@ try {
   page.on('console', (m) => { if (m.type() === 'error') log('console error:', m.text().slice(0, 400)); });
   const demoState = () => page.evaluate(() => window.wgtrainDemo);
   const waitStatus = async (statuses, timeout) => {
-    await page.waitForFunction((s) => s.includes(window.wgtrainDemo?.status), statuses, { timeout });
-    const s = await demoState();
+    const s = await waitForStatus(page, statuses, timeout);
     assert.notEqual(s.status, 'error', `the page reported an error: ${s.error}`);
     return s;
   };
@@ -181,11 +176,11 @@ try {
   log('wgtrain generate:', JSON.stringify(genOut.trim().slice(0, 80)));
 
   // Without WebGPU the page says what to enable instead of failing silently.
-  const bare = await chromium.launch({ executablePath, args: ['--headless=new', '--no-sandbox', '--disable-gpu'] });
+  const bare = await launch({ webgpu: false });
   try {
     const p2 = await bare.newPage();
     await p2.goto(url);
-    await p2.waitForFunction(() => ['ready', 'error'].includes(window.wgtrainDemo?.status), null, { timeout: 60_000 });
+    await waitForStatus(p2, ['ready', 'error'], 60_000);
     const panel = await p2.evaluate(() => [document.getElementById('adapter').dataset.state,
       document.getElementById('adapter').textContent]);
     assert.equal(panel[0], 'missing', 'no adapter without WebGPU');
