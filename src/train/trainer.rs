@@ -403,11 +403,8 @@ impl<'g> Trainer<'g> {
     }
 
     fn log_values(&mut self, values: Vec<StepValues>, tokens_per_s: f64) -> Result<Option<f32>> {
-        let accum = self
-            .config
-            .training
-            .optimization
-            .gradient_accumulation_steps as f32;
+        // The read-back loss sums the step's micro-batches.
+        let accum = self.engine.accumulation() as f32;
         let mut last = None;
         for v in values {
             let loss = v.loss / accum;
