@@ -15,6 +15,7 @@ use crate::model::config::ModelConfig;
 use crate::model::decoder::Decoder;
 use crate::model::generate::{generate, SampleOptions};
 use crate::model::init::Rng;
+use crate::model::relora::ReloraConfig;
 use crate::train::byte_tokenizer::{self, EOS_ID};
 use crate::train::optim::AdamWConfig;
 use crate::train::schedule::{LrSchedule, Schedule};
@@ -78,17 +79,13 @@ impl DemoOptions {
             max_seq_len: self.seq,
             norm_eps: 1e-6,
             position_emb_theta: 10000.0,
-            relora: self.relora.then(|| {
-                serde_json::json!({
-                    "target_modules": ["attention", "swiglu"],
-                    "reset_frequency": self.relora_reset_every,
-                    "r": self.relora_r,
-                    "lora_alpha": 2 * self.relora_r,
-                    "lora_dropout": 0.1,
-                    "keep_original_weights": true,
-                    "lora_only": false,
-                    "trainable_scaling": false
-                })
+            relora: self.relora.then(|| ReloraConfig {
+                target_modules: vec!["attention".into(), "swiglu".into()],
+                reset_frequency: self.relora_reset_every,
+                r: self.relora_r,
+                lora_alpha: 2.0 * self.relora_r as f64,
+                lora_dropout: 0.1,
+                ..ReloraConfig::default()
             }),
         };
         config.validate()?;

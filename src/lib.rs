@@ -7,6 +7,7 @@
 pub mod demo;
 pub mod error;
 pub mod eval;
+pub mod formulas;
 pub mod gpu;
 pub mod metrics;
 pub mod model;

@@ -10,6 +10,7 @@ use wgtrain::model::checkpoint::{
     CONFIG_FILE, MODEL_FILE,
 };
 use wgtrain::model::config::ModelConfig;
+use wgtrain::model::relora::ReloraConfig;
 
 /// A fresh directory under cargo's per-target temp dir.
 fn temp_dir(tag: &str) -> PathBuf {
@@ -111,7 +112,12 @@ fn round_trip_is_bitwise() {
     let root = temp_dir("round_trip");
     let dir = root.join("step_10");
     let mut c = mini();
-    c.relora = Some(serde_json::json!({"r": 16, "lora_alpha": 32, "target_modules": ["q_proj"]}));
+    c.relora = Some(
+        ReloraConfig::from_json_value(
+            &serde_json::json!({"r": 16, "lora_alpha": 32, "target_modules": ["q_proj"]}),
+        )
+        .unwrap(),
+    );
     let w = weights(&c);
     save(&dir, &c, &refs(&w)).unwrap();
     let ckpt = load_checked(&dir).unwrap();

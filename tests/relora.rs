@@ -106,7 +106,11 @@ fn merge_case(quirk: bool) {
     let gpu = common::gpu();
     let mut ckpt = load(&fixture()).unwrap();
     if quirk {
-        ckpt.config.relora.as_mut().unwrap()["quirk_merge_without_scale"] = true.into();
+        ckpt.config
+            .relora
+            .as_mut()
+            .unwrap()
+            .quirk_merge_without_scale = true;
     }
     let m = plan(&gpu, &ckpt);
     let before = logits(&gpu, &m);
@@ -282,7 +286,7 @@ fn resume_across_a_reset_is_bitwise_identical() {
 fn quirk_zero_init_a_gives_lora_no_gradient_before_the_first_reset() {
     let gpu = common::gpu();
     let mut ckpt = load(&fixture()).unwrap();
-    ckpt.config.relora.as_mut().unwrap()["quirk_zero_init_a"] = true.into();
+    ckpt.config.relora.as_mut().unwrap().quirk_zero_init_a = true;
     let (b, t, ids) = tokens();
     let m = Decoder::new(&gpu, &ckpt.config, b, t).unwrap();
     m.init_params(&gpu, 5).unwrap();
@@ -331,9 +335,7 @@ fn the_studys_relora_configs_load() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("configs/{name}.yaml"));
         let c = TrainConfig::from_file(&path, &[]).unwrap();
         let m = c.model_config().unwrap();
-        let r = wgtrain::model::relora::ReloraConfig::of(&m)
-            .unwrap()
-            .unwrap();
+        let r = m.relora.unwrap();
         assert_eq!((r.r, r.reset_frequency, r.scale()), (16, 2000, 2.0));
         assert_eq!(c.training.optimization.lr_scheduler, "relora_jagged_cosine");
     }

@@ -411,7 +411,7 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
                 ));
             }
             let ckpt = checkpoint::load(&checkpoint)?;
-            let (config, tensors) = wgtrain::model::relora::merge_checkpoint(&ckpt)?;
+            let (config, tensors) = wgtrain::model::merge::merge_checkpoint(&ckpt)?;
             let list: Vec<(&str, &[usize], &[f32])> = tensors
                 .iter()
                 .map(|(n, t)| (n.as_str(), t.shape.as_slice(), t.data.as_slice()))

@@ -1035,7 +1035,10 @@ mod tests {
     fn interrupted_save_leaves_the_previous_checkpoint_or_the_new_one() {
         let c = mini();
         let mut c2 = mini();
-        c2.relora = Some(serde_json::json!({"r": 4}));
+        c2.relora = Some(crate::model::relora::ReloraConfig {
+            r: 4,
+            ..Default::default()
+        });
         let (old, new) = (weights(&c, 1), weights(&c2, 2));
         for step in [
             SaveStep::Staged,

@@ -1,11 +1,14 @@
 //! The model configuration, with pico-lm's model-config keys, and the parameter list it implies.
 //!
 //! `config.json` in a checkpoint holds exactly these keys (as pico writes them), plus, for a
-//! ReLoRA checkpoint, a `relora` object that is kept as it is. Other keys (a Hugging Face
+//! ReLoRA checkpoint, a `relora` object (pico's keys; see [`ReloraConfig`]). Other keys (a Hugging Face
 //! config carries many: `model_type`, `architectures`, ...) are ignored when reading.
 
+use super::relora::ReloraConfig;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+
+pub use super::params::ParamSpec;
 
 /// The keys this config understands; anything else in a config.json is ignored.
 const KNOWN_KEYS: [&str; 10] = [
@@ -49,30 +52,10 @@ pub struct ModelConfig {
     /// RoPE base (default 10000).
     #[serde(default = "default_theta")]
     pub position_emb_theta: f64,
-    /// A ReLoRA checkpoint's `relora` block (`r`, `lora_alpha`, ...), kept verbatim.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub relora: Option<serde_json::Value>,
-}
-
-/// One parameter tensor: its state-dict name and shape (linear weights are [out, in]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParamSpec {
-    pub name: String,
-    pub shape: Vec<usize>,
-}
-
-impl ParamSpec {
-    fn new(name: impl Into<String>, shape: &[usize]) -> Self {
-        ParamSpec {
-            name: name.into(),
-            shape: shape.to_vec(),
-        }
-    }
-
-    /// Number of elements.
-    pub fn numel(&self) -> usize {
-        self.shape.iter().product()
-    }
+    /// A ReLoRA model's `relora` block (`r`, `lora_alpha`, ...), parsed and validated once
+    /// when the config is read ([`ReloraConfig::from_json_value`]).
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub relora: Option<ReloraConfig>,
 }
 
 impl ModelConfig {
@@ -128,10 +111,12 @@ impl ModelConfig {
         if !ignored.is_empty() {
             log::debug!("config.json: ignoring keys {}", ignored.join(", "));
         }
-        let config: ModelConfig = serde_json::from_value(value).map_err(|e| Error::Config {
+        let relora = map.get("relora").map(ReloraConfig::from_json_value);
+        let mut config: ModelConfig = serde_json::from_value(value).map_err(|e| Error::Config {
             key: "config.json".into(),
             problem: format!("does not describe a model: {e}"),
         })?;
+        config.relora = relora.transpose()?;
         config.validate()?;
         Ok(config)
     }
@@ -212,13 +197,7 @@ impl ModelConfig {
             );
         }
         if let Some(r) = &self.relora {
-            if !r.is_object() {
-                return bad(
-                    "relora",
-                    format!("must be an object of ReLoRA settings (r, lora_alpha, ...), got {r}"),
-                );
-            }
-            super::relora::ReloraConfig::of(self)?;
+            r.validate()?;
         }
         // Sizes must be addressable on this target (wasm32 has a 32-bit usize).
         let mut total: usize = 0;
@@ -256,7 +235,7 @@ impl ModelConfig {
     /// after these, in the same order.
     pub fn param_specs(&self) -> Vec<ParamSpec> {
         let mut specs = self.specs_unchecked();
-        if let Ok(Some(r)) = super::relora::ReloraConfig::of(self) {
+        if let Some(r) = &self.relora {
             let adapters = r.adapter_specs(&specs);
             specs.extend(adapters);
         }
@@ -458,8 +437,8 @@ mod tests {
                        "lora_only": false, "trainable_scaling": false}}"#;
         let c = ModelConfig::from_json_str(text).unwrap();
         let r = c.relora.as_ref().unwrap();
-        assert_eq!(r["r"], 16);
-        assert_eq!(r["target_modules"][1], "w_2");
+        assert_eq!(r.r, 16);
+        assert_eq!(r.target_modules[1], "w_2");
         let again = ModelConfig::from_json_str(&c.to_json_string()).unwrap();
         assert_eq!(again, c);
         assert!(!c.to_json_string().contains("batch_size"));
@@ -536,8 +515,16 @@ mod tests {
         assert!(err_text(&c).contains("`position_emb_theta`"));
 
         let mut c = ok.clone();
-        c.relora = Some(serde_json::json!(16));
-        assert!(err_text(&c).contains("`relora`"));
+        c.relora = Some(ReloraConfig::from_json_value(&serde_json::json!({"r": 4})).unwrap());
+        c.relora.as_mut().unwrap().r = 0;
+        assert!(err_text(&c).contains("`relora.r`"));
+        let e = ModelConfig::from_json_str(
+            &ok.to_json_string()
+                .replace("\"max_seq_len\"", "\"relora\": 16, \"max_seq_len\""),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`relora`"), "{e}");
 
         let mut c = ok;
         c.vocab_size = usize::MAX / 2;

@@ -7,15 +7,12 @@
 //!   dB += s · dyᵀ h                   dA += dhᵀ dropout(x)
 //! and no gradient for W.
 
-use super::decoder::{Param, Program};
+use super::program::{Memory, Param, Program};
 use crate::error::Result;
-use crate::gpu::{DType, Dispatch, Gpu, Tensor};
+use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::ops::lora::{self, Seed};
-use crate::ops::{Matmul, MatmulSpec};
-
-fn mm(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, spec: MatmulSpec) -> Result<Vec<Dispatch>> {
-    Ok(Matmul::new(gpu, a, b, c, spec)?.into_dispatches())
-}
+use crate::ops::matmul::prepare as mm;
+use crate::ops::MatmulSpec;
 
 /// The adapters of one wrapped linear and the buffers their passes need.
 pub struct Lora {
@@ -43,10 +40,11 @@ impl Linear {
         Linear { w, lora: None }
     }
 
-    /// A wrapped linear for `n` rows of input: adapters `a` [r, in] and `b` [out, r].
+    /// A wrapped linear for `n` rows of input: adapters `a` [r, in] and `b` [out, r]. Its
+    /// activations (dropout(x), h and their gradients) are allocated from `mem`.
     #[allow(clippy::too_many_arguments)]
     pub fn lora(
-        gpu: &Gpu,
+        mem: &mut Memory,
         params: &[Param],
         w: usize,
         a: usize,
@@ -57,7 +55,6 @@ impl Linear {
         stream: u32,
     ) -> Result<Linear> {
         let (r, input) = (params[a].value.shape()[0], params[a].value.shape()[1]);
-        let z = |shape: &[usize]| Tensor::zeros(gpu, shape, DType::F32);
         let on = dropout > 0.0;
         Ok(Linear {
             w,
@@ -65,10 +62,18 @@ impl Linear {
                 scale,
                 a,
                 b,
-                xd: if on { Some(z(&[n, input])?) } else { None },
-                h: z(&[n, r])?,
-                dh: z(&[n, r])?,
-                dxd: if on { Some(z(&[n, input])?) } else { None },
+                xd: if on {
+                    Some(mem.zeros(&[n, input])?)
+                } else {
+                    None
+                },
+                h: mem.zeros(&[n, r])?,
+                dh: mem.zeros(&[n, r])?,
+                dxd: if on {
+                    Some(mem.zeros(&[n, input])?)
+                } else {
+                    None
+                },
                 p: dropout,
                 stream,
             }),
@@ -174,17 +179,5 @@ impl Linear {
             &params[self.w].value,
             MatmulSpec::nn().scale(s).accumulate(),
         )
-    }
-
-    pub fn activation_bytes(&self) -> u64 {
-        self.lora.as_ref().map_or(0, |l| {
-            [&l.xd, &l.dxd]
-                .iter()
-                .filter_map(|t| t.as_ref())
-                .map(|t| t.size_bytes())
-                .sum::<u64>()
-                + l.h.size_bytes()
-                + l.dh.size_bytes()
-        })
     }
 }

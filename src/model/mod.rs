@@ -8,4 +8,7 @@ pub mod generate;
 pub mod grads;
 pub mod init;
 pub mod linear;
+pub mod merge;
+pub mod params;
+pub mod program;
 pub mod relora;

@@ -11,7 +11,7 @@
 //! - `optimizer_reset` (`random`, or `magnitude` as in the original ReLoRA) and
 //!   `prune_ratio` (0.999): how the Adam moments of the LoRA parameters are pruned at a reset.
 
-use super::config::{ModelConfig, ParamSpec};
+use super::params::ParamSpec;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +58,15 @@ fn default_ratio() -> f64 {
 fn default_reset_kind() -> OptimizerReset {
     OptimizerReset::Random
 }
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn is_random(k: &OptimizerReset) -> bool {
+    *k == OptimizerReset::Random
+}
+fn is_default_ratio(r: &f64) -> bool {
+    *r == default_ratio()
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,14 +87,37 @@ pub struct ReloraConfig {
     pub lora_only: bool,
     #[serde(default)]
     pub trainable_scaling: bool,
-    #[serde(default)]
+    // wgtrain's own keys are written only when they differ from the default, so a
+    // config.json stays pico's unless a quirk or another pruning rule was asked for.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub quirk_zero_init_a: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub quirk_merge_without_scale: bool,
-    #[serde(default = "default_reset_kind")]
+    #[serde(default = "default_reset_kind", skip_serializing_if = "is_random")]
     pub optimizer_reset: OptimizerReset,
-    #[serde(default = "default_ratio")]
+    #[serde(default = "default_ratio", skip_serializing_if = "is_default_ratio")]
     pub prune_ratio: f64,
+}
+
+/// pico-relora's settings of the study: LoRA r 16, alpha 32, dropout 0.1 on every attention
+/// and FFN linear, a reset every 2000 steps; the corrected (non-quirk) behaviour.
+impl Default for ReloraConfig {
+    fn default() -> Self {
+        ReloraConfig {
+            target_modules: default_targets(),
+            reset_frequency: default_reset(),
+            r: default_r(),
+            lora_alpha: default_alpha(),
+            lora_dropout: default_dropout(),
+            keep_original_weights: true,
+            lora_only: false,
+            trainable_scaling: false,
+            quirk_zero_init_a: false,
+            quirk_merge_without_scale: false,
+            optimizer_reset: default_reset_kind(),
+            prune_ratio: default_ratio(),
+        }
+    }
 }
 
 fn bad(key: &str, problem: impl std::fmt::Display) -> Error {
@@ -96,15 +128,21 @@ fn bad(key: &str, problem: impl std::fmt::Display) -> Error {
 }
 
 impl ReloraConfig {
-    /// The ReLoRA settings of `config`, if it has a `relora` block.
-    pub fn of(config: &ModelConfig) -> Result<Option<ReloraConfig>> {
-        let Some(v) = &config.relora else {
-            return Ok(None);
-        };
+    /// Parse and validate a `relora` block (config.json's object, or the YAML `model.relora`
+    /// block read as JSON). Errors name the key, e.g. `relora.r`.
+    pub fn from_json_value(block: &serde_json::Value) -> Result<ReloraConfig> {
+        if !block.is_object() {
+            return Err(Error::Config {
+                key: "relora".into(),
+                problem: format!(
+                    "must be an object of ReLoRA settings (r, lora_alpha, ...), got {block}"
+                ),
+            });
+        }
         let c: ReloraConfig =
-            serde_json::from_value(v.clone()).map_err(|e| bad("(block)", e.to_string()))?;
+            serde_json::from_value(block.clone()).map_err(|e| bad("(block)", e.to_string()))?;
         c.validate()?;
-        Ok(Some(c))
+        Ok(c)
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -215,75 +253,32 @@ impl ReloraConfig {
     }
 }
 
-/// A ReLoRA checkpoint as a plain pico-decoder: every wrapped weight becomes `W + s B A`
-/// (computed in f64; `W + B A` under `quirk_merge_without_scale`, as that run merged), the
-/// adapters and the `relora` block are dropped. Returns the plain config and its tensors in
-/// pico's order.
-pub fn merge_checkpoint(
-    ckpt: &super::checkpoint::Checkpoint,
-) -> Result<(ModelConfig, Vec<(String, super::checkpoint::TensorData)>)> {
-    let r = ReloraConfig::of(&ckpt.config)?.ok_or_else(|| {
-        Error::Invalid(format!(
-            "{} is not a ReLoRA checkpoint (its config.json has no relora block): nothing to merge",
-            ckpt.path.display()
-        ))
-    })?;
-    ckpt.check_against(&ckpt.config.param_specs())?;
-    let s = if r.quirk_merge_without_scale {
-        1.0
-    } else {
-        r.scale() as f64
-    };
-    let mut plain = ckpt.config.clone();
-    plain.relora = None;
-    let mut out = Vec::new();
-    for spec in plain.param_specs() {
-        let mut t = ckpt.tensor(&spec.name)?.clone();
-        if r.wraps_weight(&spec.name) {
-            let module = spec.name.trim_end_matches(".weight");
-            let a = ckpt.tensor(&format!("{module}.A_lora.weight"))?;
-            let b = ckpt.tensor(&format!("{module}.B_lora.weight"))?;
-            let (o, i, rank) = (spec.shape[0], spec.shape[1], r.r);
-            for row in 0..o {
-                for col in 0..i {
-                    let ba: f64 = (0..rank)
-                        .map(|k| b.data[row * rank + k] as f64 * a.data[k * i + col] as f64)
-                        .sum();
-                    let w = &mut t.data[row * i + col];
-                    *w = (*w as f64 + s * ba) as f32;
-                }
-            }
-        }
-        out.push((spec.name, t));
-    }
-    Ok((plain, out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::config::ModelConfig;
 
-    fn tiny_relora(extra: serde_json::Value) -> ModelConfig {
-        let mut c = ModelConfig::preset("tiny").unwrap();
+    fn block(extra: serde_json::Value) -> serde_json::Value {
         let mut block = serde_json::json!({"target_modules": ["attention", "swiglu"], "reset_frequency": 2000,
             "r": 16, "lora_alpha": 32, "lora_dropout": 0.1, "keep_original_weights": true,
             "lora_only": false, "trainable_scaling": false});
         for (k, v) in extra.as_object().unwrap() {
             block[k] = v.clone();
         }
-        c.relora = Some(block);
-        c
+        block
+    }
+
+    fn parse(extra: serde_json::Value) -> Result<ReloraConfig> {
+        ReloraConfig::from_json_value(&block(extra))
     }
 
     #[test]
     fn trainable_counts_match_the_spec() {
         // Spec: trainable / total, tiny 10.0 M / 11.6 M, small 40.2 M / 66.1 M.
         for (name, trainable, total) in [("tiny", 10.0, 11.6), ("small", 40.2, 66.1)] {
-            let mut c = tiny_relora(serde_json::json!({}));
-            let p = ModelConfig::preset(name).unwrap();
-            c.d_model = p.d_model;
-            c.activation_hidden_dim = p.activation_hidden_dim;
-            let r = ReloraConfig::of(&c).unwrap().unwrap();
+            let mut c = ModelConfig::preset(name).unwrap();
+            c.relora = Some(parse(serde_json::json!({})).unwrap());
+            let r = c.relora.clone().unwrap();
             let specs = c.param_specs();
             let all: usize = specs.iter().map(|s| s.numel()).sum();
             let frozen: usize = specs
@@ -300,23 +295,37 @@ mod tests {
 
     #[test]
     fn cadence_scale_and_errors() {
-        let r = ReloraConfig::of(&tiny_relora(serde_json::json!({})))
-            .unwrap()
-            .unwrap();
+        let r = parse(serde_json::json!({})).unwrap();
         assert_eq!(r.scale(), 2.0);
         let fired: Vec<u64> = (1..=8001).filter(|&t| r.resets_at(t)).collect();
         assert_eq!(fired, vec![2001, 4001, 6001, 8001]);
-        let e = ReloraConfig::of(&tiny_relora(serde_json::json!({"r": 0})))
-            .unwrap_err()
-            .to_string();
+        let e = parse(serde_json::json!({"r": 0})).unwrap_err().to_string();
         assert!(e.contains("relora.r"), "{e}");
-        let e = ReloraConfig::of(&tiny_relora(serde_json::json!({"target_modules": ["mlp"]})))
+        let e = parse(serde_json::json!({"target_modules": ["mlp"]}))
             .unwrap_err()
             .to_string();
         assert!(e.contains("'mlp' is not a module"), "{e}");
-        let e = ReloraConfig::of(&tiny_relora(serde_json::json!({"rank": 4})))
+        let e = parse(serde_json::json!({"rank": 4}))
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown field `rank`"), "{e}");
+        let e = ReloraConfig::from_json_value(&serde_json::json!(16))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`relora`"), "{e}");
+    }
+
+    #[test]
+    fn config_json_keeps_pico_keys_and_only_non_default_extras() {
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        let plain = serde_json::to_value(parse(serde_json::json!({})).unwrap()).unwrap();
+        assert_eq!(keys(&plain), keys(&block(serde_json::json!({}))));
+        let quirky = parse(serde_json::json!({"quirk_merge_without_scale": true})).unwrap();
+        let v = serde_json::to_value(&quirky).unwrap();
+        assert_eq!(v["quirk_merge_without_scale"], true);
+        assert!(v.get("quirk_zero_init_a").is_none() && v.get("prune_ratio").is_none());
+        assert_eq!(ReloraConfig::from_json_value(&v).unwrap(), quirky);
     }
 }

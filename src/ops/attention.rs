@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::gpu::shaders::ATTENTION;
 use crate::gpu::{Dispatch, Gpu, Tensor};
 
-pub use crate::reference::attention::AttentionShape;
+pub use crate::formulas::attention::AttentionShape;
 
 /// Largest head_dim the kernels' fixed workgroup tiles hold.
 pub const MAX_HEAD_DIM: usize = 128;

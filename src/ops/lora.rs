@@ -33,7 +33,7 @@ use crate::gpu::shaders::LORA;
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 use wgpu::util::DeviceExt;
 
-pub use crate::reference::lora::MagnitudeRule;
+pub use crate::formulas::lora::MagnitudeRule;
 
 /// Lanes per workgroup of the elementwise kernels (WG in lora.wgsl).
 const WG: usize = 256;
@@ -213,7 +213,7 @@ fn dropout(
     let bufs = [whole(src.0, op, src.1)?, whole(dst.0, op, dst.1)?];
     let (mut params, grid) = elementwise(gpu, src.0.numel(), 0, stream)?;
     params.threshold = dropout_threshold(p)?;
-    params.scale = crate::reference::lora::dropout_scale(p);
+    params.scale = crate::formulas::lora::dropout_scale(p);
     Ok(Dispatch::with_bindings(
         gpu,
         &LORA,
@@ -274,7 +274,7 @@ pub fn dropout_backward_accumulate(
 /// under `seed` (see `reference::lora::kaiming_uniform` for the exact values).
 pub fn kaiming_uniform(gpu: &Gpu, a: &Tensor, seed: &Seed, stream: u32) -> Result<Vec<Dispatch>> {
     check_f32("kaiming uniform", a, "A")?;
-    let bound = crate::reference::lora::kaiming_bound(a.row_len());
+    let bound = crate::formulas::lora::kaiming_bound(a.row_len());
     pieces(a)
         .into_iter()
         .map(|(buf, offset, n)| {
@@ -359,7 +359,7 @@ fn select_threshold(
     scratch: &MagnitudeScratch,
     out: &mut Vec<Dispatch>,
 ) -> Result<()> {
-    let rank = crate::reference::lora::magnitude_rank(t.numel(), ratio);
+    let rank = crate::formulas::lora::magnitude_rank(t.numel(), ratio);
     let sel = scratch.buffer();
     let init = Params {
         word: to_u32(rank)?,
@@ -483,12 +483,12 @@ mod tests {
         for p in ps {
             let t = dropout_threshold(p).unwrap();
             for k in ks(t).into_iter().filter(|&k| k < 1 << 24) {
-                let u = crate::reference::lora::word_to_uniform(k << 8);
+                let u = crate::formulas::lora::word_to_uniform(k << 8);
                 assert_eq!(k >= t, u >= p, "dropout p {p} k {k}");
             }
             let t = prune_threshold(p).unwrap();
             for k in ks(t).into_iter().filter(|&k| k < 1 << 24) {
-                let u = crate::reference::lora::word_to_uniform(k << 8);
+                let u = crate::formulas::lora::word_to_uniform(k << 8);
                 assert_eq!(k >= t, u > p, "prune ratio {p} k {k}");
             }
         }

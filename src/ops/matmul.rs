@@ -6,82 +6,22 @@
 //! `A·B`, `A·Bᵀ` and `Aᵀ·B` cover a linear layer's forward and both backward products.
 
 use crate::error::{Error, Result};
+pub use crate::formulas::matmul::{MatmulKernel, MatmulSpec};
 use crate::gpu::shaders::MATMUL;
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 
-#[derive(Clone, Copy, Debug)]
-pub struct MatmulSpec {
-    pub trans_a: bool,
-    pub trans_b: bool,
-    pub alpha: f32,
-    /// 0 overwrites C; 1 accumulates into it.
-    pub beta: f32,
-    pub kernel: MatmulKernel,
-}
-
-impl Default for MatmulSpec {
-    fn default() -> Self {
-        MatmulSpec {
-            trans_a: false,
-            trans_b: false,
-            alpha: 1.0,
-            beta: 0.0,
-            kernel: MatmulKernel::Auto,
-        }
-    }
-}
-
-impl MatmulSpec {
-    /// `C = A · B`
-    pub fn nn() -> Self {
-        Self::default()
-    }
-    /// `C = A · Bᵀ` (a linear layer's forward with weights `[out, in]`).
-    pub fn nt() -> Self {
-        MatmulSpec {
-            trans_b: true,
-            ..Self::default()
-        }
-    }
-    /// `C = Aᵀ · B` (a weight gradient).
-    pub fn tn() -> Self {
-        MatmulSpec {
-            trans_a: true,
-            ..Self::default()
-        }
-    }
-    pub fn scale(self, alpha: f32) -> Self {
-        MatmulSpec { alpha, ..self }
-    }
-    pub fn accumulate(self) -> Self {
-        MatmulSpec { beta: 1.0, ..self }
-    }
-    pub fn with_kernel(self, kernel: MatmulKernel) -> Self {
-        MatmulSpec { kernel, ..self }
-    }
-}
-
-/// Which kernel runs: `Auto` picks `Rows` on software adapters and `Tiled` on GPUs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MatmulKernel {
-    Auto,
-    Rows,
-    Tiled,
-}
-
-impl MatmulKernel {
-    fn resolve(self, gpu: &Gpu) -> (&'static str, u32, u32) {
-        let rows = match self {
-            MatmulKernel::Auto => gpu.is_cpu(),
-            MatmulKernel::Rows => true,
-            MatmulKernel::Tiled => false,
-        };
-        // (entry point, rows per tile, columns per tile), as the shader defines them.
-        if rows {
-            ("matmul_rows", ROWS_TM, ROWS_WG * ROWS_TN)
-        } else {
-            ("matmul_tiled", 64, 64)
-        }
+/// The entry point and tile of `kernel` on `gpu`.
+fn resolve(kernel: MatmulKernel, gpu: &Gpu) -> (&'static str, u32, u32) {
+    let rows = match kernel {
+        MatmulKernel::Auto => gpu.is_cpu(),
+        MatmulKernel::Rows => true,
+        MatmulKernel::Tiled => false,
+    };
+    // (entry point, rows per tile, columns per tile), as the shader defines them.
+    if rows {
+        ("matmul_rows", ROWS_TM, ROWS_WG * ROWS_TN)
+    } else {
+        ("matmul_tiled", 64, 64)
     }
 }
 
@@ -209,6 +149,18 @@ fn to_u32(v: usize, what: &str) -> Result<u32> {
     })
 }
 
+/// The dispatches of `c = spec(a, b)`: a [`Matmul`] prepared and taken apart in one call, for
+/// plans that only record it.
+pub fn prepare(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    spec: MatmulSpec,
+) -> Result<Vec<Dispatch>> {
+    Ok(Matmul::new(gpu, a, b, c, spec)?.into_dispatches())
+}
+
 impl Matmul {
     pub fn new(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, spec: MatmulSpec) -> Result<Matmul> {
         let (oa, ob, oc) = (
@@ -258,7 +210,7 @@ impl Matmul {
             return Err(shape_err("C must not alias A or B".into()));
         }
         let k = ka;
-        let (entry, tile_m, tile_n) = spec.kernel.resolve(gpu);
+        let (entry, tile_m, tile_n) = resolve(spec.kernel, gpu);
 
         let single = [&oa, &ob, &oc].iter().all(|o| o.t.pieces().len() == 1);
         let mut dispatches = Vec::new();

@@ -5,61 +5,25 @@
 //! flash-attention kernel stores for its backward.
 
 use super::real::{narrow, widen, Real};
+pub use crate::formulas::attention::AttentionShape;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AttentionShape {
-    pub batch: usize,
-    pub seq: usize,
-    pub heads: usize,
-    pub kv_heads: usize,
-    pub head_dim: usize,
-}
-
-impl AttentionShape {
-    pub fn new(
-        batch: usize,
-        seq: usize,
-        heads: usize,
-        kv_heads: usize,
-        head_dim: usize,
-    ) -> AttentionShape {
-        AttentionShape {
-            batch,
-            seq,
-            heads,
-            kv_heads,
-            head_dim,
-        }
-    }
-
-    fn check(&self, q_len: usize, k_len: usize, v_len: usize) {
-        let s = self;
-        assert!(
-            s.kv_heads > 0 && s.heads.is_multiple_of(s.kv_heads),
-            "attention: heads {} must be a multiple of kv_heads {}",
-            s.heads,
-            s.kv_heads
-        );
-        assert!(s.head_dim > 0, "attention: head_dim must be non-zero");
-        assert_eq!(
-            q_len,
-            s.batch * s.seq * s.heads * s.head_dim,
-            "attention: q length"
-        );
-        let kv = s.batch * s.seq * s.kv_heads * s.head_dim;
-        assert_eq!(k_len, kv, "attention: k length");
-        assert_eq!(v_len, kv, "attention: v length");
-    }
-
-    /// Softmax scale `1/sqrt(head_dim)`.
-    pub fn scale(&self) -> f64 {
-        1.0 / (self.head_dim as f64).sqrt()
-    }
-
-    /// Offset of head `h` of token `t` in batch `b`, in a tensor with `n` heads.
-    fn at(&self, b: usize, t: usize, n: usize, h: usize) -> usize {
-        ((b * self.seq + t) * n + h) * self.head_dim
-    }
+/// Panics unless q, k and v have the lengths `s` implies (a reference is called by tests).
+fn check(s: &AttentionShape, q_len: usize, k_len: usize, v_len: usize) {
+    assert!(
+        s.kv_heads > 0 && s.heads.is_multiple_of(s.kv_heads),
+        "attention: heads {} must be a multiple of kv_heads {}",
+        s.heads,
+        s.kv_heads
+    );
+    assert!(s.head_dim > 0, "attention: head_dim must be non-zero");
+    assert_eq!(
+        q_len,
+        s.batch * s.seq * s.heads * s.head_dim,
+        "attention: q length"
+    );
+    let kv = s.batch * s.seq * s.kv_heads * s.head_dim;
+    assert_eq!(k_len, kv, "attention: k length");
+    assert_eq!(v_len, kv, "attention: v length");
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -89,7 +53,7 @@ fn probs(
 
 /// Returns (out [B, T, H, hd], lse [B, H, T]).
 pub fn attention<T: Real>(q: &[T], k: &[T], v: &[T], s: AttentionShape) -> (Vec<T>, Vec<T>) {
-    s.check(q.len(), k.len(), v.len());
+    check(&s, q.len(), k.len(), v.len());
     let (q, k, v) = (widen(q), widen(k), widen(v));
     let hd = s.head_dim;
     let mut out = vec![0.0f64; q.len()];
@@ -123,7 +87,7 @@ pub fn attention_backward<T: Real>(
     dout: &[T],
     s: AttentionShape,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
-    s.check(q.len(), k.len(), v.len());
+    check(&s, q.len(), k.len(), v.len());
     assert_eq!(
         dout.len(),
         q.len(),

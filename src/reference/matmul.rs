@@ -1,7 +1,7 @@
 //! Reference for `ops::matmul`: `C = alpha * op(A) * op(B) + beta * C`, same shapes and
 //! broadcasting rules as the GPU op.
 
-use crate::ops::MatmulSpec;
+use crate::formulas::matmul::MatmulSpec;
 
 /// `a`, `b`, `c` are row-major with the given shapes (at least 2-D; leading dims are batch).
 pub fn matmul(

@@ -8,6 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::config::ModelConfig;
+use crate::model::relora::ReloraConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -360,7 +361,11 @@ impl TrainConfig {
             norm_eps,
             position_emb_theta
         );
-        c.relora = m.relora.clone();
+        c.relora = m
+            .relora
+            .as_ref()
+            .map(ReloraConfig::from_json_value)
+            .transpose()?;
         c.validate()?;
         Ok(c)
     }

@@ -16,7 +16,6 @@ use crate::metrics::log::MetricsLog;
 use crate::model::checkpoint::{self, write_safetensors, HostSlice};
 use crate::model::config::ModelConfig;
 use crate::model::decoder::Decoder;
-use crate::model::relora::ReloraConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -305,7 +304,7 @@ impl<'g> Trainer<'g> {
             weight_decay: o.weight_decay,
             max_grad_norm: o.max_grad_norm,
         };
-        let relora = ReloraConfig::of(&model_config)?;
+        let relora = model_config.relora.clone();
         let schedule = LrSchedule {
             schedule: o.lr_scheduler.parse()?,
             lr: o.lr,

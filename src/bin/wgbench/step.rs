@@ -5,6 +5,7 @@ use std::time::Instant;
 use wgtrain::model::config::ModelConfig;
 use wgtrain::model::decoder::Decoder;
 use wgtrain::model::init::Rng;
+use wgtrain::model::relora::ReloraConfig;
 use wgtrain::{Gpu, GpuOptions, Result};
 
 fn one_step(gpu: &Gpu, model: &Decoder) -> Result<()> {
@@ -108,11 +109,7 @@ fn measure(
 
 /// pico-relora's adapters (r 16, alpha 32, dropout 0.1 on every attention and FFN linear).
 fn with_relora(mut c: ModelConfig) -> ModelConfig {
-    c.relora = Some(serde_json::json!({
-        "target_modules": ["attention", "swiglu"], "reset_frequency": 2000, "r": 16,
-        "lora_alpha": 32, "lora_dropout": 0.1, "keep_original_weights": true,
-        "lora_only": false, "trainable_scaling": false
-    }));
+    c.relora = Some(ReloraConfig::default());
     c
 }
 
