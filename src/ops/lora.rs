@@ -118,6 +118,35 @@ fn pieces(t: &Tensor) -> Vec<(&wgpu::Buffer, usize, usize)> {
         .collect()
 }
 
+/// One elementwise `entry` dispatch per non-empty piece of `t`, each over the piece's global
+/// elements with RNG `stream`; `set` fills the entry's own parameters and `bind` names the
+/// piece's bindings (the seed is bound at 1 for every entry that draws).
+fn per_piece<'t>(
+    gpu: &Gpu,
+    entry: &'static str,
+    t: &'t Tensor,
+    stream: u32,
+    set: impl Fn(&mut Params),
+    bind: impl Fn(usize, &'t wgpu::Buffer) -> Vec<(u32, &'t wgpu::Buffer)>,
+) -> Result<Vec<Dispatch>> {
+    pieces(t)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (buf, offset, n))| {
+            let (mut p, grid) = elementwise(gpu, n, offset, stream)?;
+            set(&mut p);
+            Ok(Dispatch::with_bindings(
+                gpu,
+                &LORA,
+                entry,
+                bytemuck::bytes_of(&p),
+                &bind(i, buf),
+                grid,
+            ))
+        })
+        .collect()
+}
+
 /// Params and grid of an elementwise dispatch over `n` elements starting at `offset`.
 fn elementwise(gpu: &Gpu, n: usize, offset: usize, stream: u32) -> Result<(Params, [u32; 3])> {
     let grid = grid_2d(gpu, n.div_ceil(WG))?;
@@ -182,21 +211,10 @@ pub fn random_words(
             ),
         });
     }
-    pieces(out)
-        .into_iter()
-        .map(|(buf, offset, n)| {
-            let (mut p, grid) = elementwise(gpu, n, offset, stream)?;
-            p.word = word;
-            Ok(Dispatch::with_bindings(
-                gpu,
-                &LORA,
-                "random_words",
-                bytemuck::bytes_of(&p),
-                &[(1, &seed.buffer), (8, buf)],
-                grid,
-            ))
-        })
-        .collect()
+    let set = |p: &mut Params| p.word = word;
+    per_piece(gpu, "random_words", out, stream, set, |_, buf| {
+        vec![(1, &seed.buffer), (8, buf)]
+    })
 }
 
 /// One dropout dispatch: `(op, entry)` names the error context and the kernel.
@@ -275,21 +293,10 @@ pub fn dropout_backward_accumulate(
 pub fn kaiming_uniform(gpu: &Gpu, a: &Tensor, seed: &Seed, stream: u32) -> Result<Vec<Dispatch>> {
     check_f32("kaiming uniform", a, "A")?;
     let bound = crate::formulas::lora::kaiming_bound(a.row_len());
-    pieces(a)
-        .into_iter()
-        .map(|(buf, offset, n)| {
-            let (mut p, grid) = elementwise(gpu, n, offset, stream)?;
-            p.scale = bound;
-            Ok(Dispatch::with_bindings(
-                gpu,
-                &LORA,
-                "kaiming_uniform",
-                bytemuck::bytes_of(&p),
-                &[(1, &seed.buffer), (3, buf)],
-                grid,
-            ))
-        })
-        .collect()
+    let set = |p: &mut Params| p.scale = bound;
+    per_piece(gpu, "kaiming_uniform", a, stream, set, |_, buf| {
+        vec![(1, &seed.buffer), (3, buf)]
+    })
 }
 
 /// Random pruning of one LoRA parameter's Adam moments (ReLoRA's default reset, pico's ratio
@@ -307,22 +314,12 @@ pub fn prune_random(
     let op = "random pruning";
     check_moments(op, m, v)?;
     let threshold = prune_threshold(ratio)?;
-    pieces(m)
-        .into_iter()
-        .zip(pieces(v))
-        .map(|((mb, offset, n), (vb, _, _))| {
-            let (mut p, grid) = elementwise(gpu, n, offset, stream)?;
-            p.threshold = threshold;
-            Ok(Dispatch::with_bindings(
-                gpu,
-                &LORA,
-                "prune_random",
-                bytemuck::bytes_of(&p),
-                &[(1, &seed.buffer), (4, mb), (5, vb)],
-                grid,
-            ))
-        })
-        .collect()
+    // m and v are split alike (checked above): piece i of v goes with piece i of m.
+    let v_pieces = pieces(v);
+    let set = |p: &mut Params| p.threshold = threshold;
+    per_piece(gpu, "prune_random", m, stream, set, |i, m_buf| {
+        vec![(1, &seed.buffer), (4, m_buf), (5, v_pieces[i].0)]
+    })
 }
 
 /// Device scratch of magnitude pruning (1 KiB), allocated once and shared by every
@@ -433,30 +430,18 @@ pub fn prune_magnitude(
         return Ok(out);
     }
     let sel = scratch.buffer();
+    // Zero every entry of `t` (and of `pair`, split alike) at or below the selected key.
+    // The apply kernels index pieces locally, so the offset stays 0.
     let apply = |t: &Tensor, pair: Option<&Tensor>, out: &mut Vec<Dispatch>| -> Result<()> {
-        let others = pair.map(pieces);
-        for (i, (buf, _, n)) in pieces(t).into_iter().enumerate() {
-            let (p, grid) = elementwise(gpu, n, 0, 0)?;
-            let d = match &others {
-                Some(o) => Dispatch::with_bindings(
-                    gpu,
-                    &LORA,
-                    "magnitude_apply_pair",
-                    bytemuck::bytes_of(&p),
-                    &[(4, buf), (5, o[i].0), (6, sel)],
-                    grid,
-                ),
-                None => Dispatch::with_bindings(
-                    gpu,
-                    &LORA,
-                    "magnitude_apply_one",
-                    bytemuck::bytes_of(&p),
-                    &[(4, buf), (6, sel)],
-                    grid,
-                ),
-            };
-            out.push(d);
-        }
+        let local = |p: &mut Params| p.offset = 0;
+        out.extend(match pair.map(pieces) {
+            Some(others) => per_piece(gpu, "magnitude_apply_pair", t, 0, local, |i, buf| {
+                vec![(4, buf), (5, others[i].0), (6, sel)]
+            })?,
+            None => per_piece(gpu, "magnitude_apply_one", t, 0, local, |_, buf| {
+                vec![(4, buf), (6, sel)]
+            })?,
+        });
         Ok(())
     };
     select_threshold(gpu, m, ratio, scratch, &mut out)?;

@@ -160,6 +160,158 @@ fn same_layout(a: &Tensor, b: &Tensor) -> bool {
             .all(|(x, y)| x.row_start == y.row_start && x.rows == y.rows)
 }
 
+/// Zeroed Adam moments for `p`, after checking that its value and gradient are f32 tensors
+/// stored alike (the update binds them piece by piece together).
+fn zero_moments(gpu: &Gpu, p: &Param) -> Result<ParamState> {
+    let problem = |detail: String| Error::Shape {
+        op: "AdamW",
+        detail: format!("parameter {}: {detail}", p.name),
+    };
+    if p.value.dtype() != DType::F32 || p.grad.dtype() != DType::F32 {
+        return Err(problem("value and gradient must be f32".into()));
+    }
+    if !same_layout(&p.value, &p.grad) {
+        return Err(problem(format!(
+            "value {:?} and gradient {:?} are not stored alike",
+            p.value.shape(),
+            p.grad.shape()
+        )));
+    }
+    let m = Tensor::zeros(gpu, p.value.shape(), DType::F32)?;
+    let v = Tensor::zeros(gpu, p.value.shape(), DType::F32)?;
+    if !same_layout(&p.value, &m) {
+        return Err(problem(
+            "its pieces do not match a fresh tensor of its shape; create parameters \
+             with Tensor::zeros on the same GPU"
+                .into(),
+        ));
+    }
+    Ok(ParamState {
+        name: p.name.clone(),
+        m,
+        v,
+    })
+}
+
+/// The global gradient norm in two passes: every gradient piece writes the sums of squares
+/// of its chunks into its own range of a partials buffer, then one workgroup adds them all
+/// in a fixed order into `norm` (deterministic: no atomics). Returns the dispatches and the
+/// partials buffer they bind.
+fn plan_grad_norm(
+    gpu: &Gpu,
+    params: &[&Param],
+    step_buffer: &wgpu::Buffer,
+    norm: &Tensor,
+) -> Result<(Vec<Dispatch>, wgpu::Buffer)> {
+    // (gradient piece, its first partial, its chunks), for every non-empty piece.
+    let mut plan = Vec::new();
+    let mut partials = 0usize;
+    for p in params {
+        for piece in p.grad.pieces() {
+            let n = piece.rows * p.grad.row_len();
+            if n > 0 {
+                let chunks = n.div_ceil(CHUNK);
+                plan.push((piece, n, partials, chunks));
+                partials += chunks;
+            }
+        }
+    }
+    let partials_buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("grad norm partials"),
+        size: (partials.max(1) * 4) as u64,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let mut dispatches = Vec::with_capacity(plan.len() + 1);
+    for (piece, n, offset, chunks) in plan {
+        let grid = gpu.grid(u32_of(chunks, "gradient chunks")?)?;
+        let p = Params {
+            n: u32_of(n, "gradient piece size")?,
+            groups_x: grid[0],
+            groups_y: grid[1],
+            offset: u32_of(offset, "gradient chunks")?,
+        };
+        dispatches.push(Dispatch::with_bindings(
+            gpu,
+            &ADAMW,
+            "grad_sumsq_partial",
+            bytemuck::bytes_of(&p),
+            &[(3, &piece.buffer), (7, &partials_buffer)],
+            grid,
+        ));
+    }
+    let p = Params {
+        n: u32_of(partials, "gradient chunks")?,
+        groups_x: 1,
+        groups_y: 1,
+        offset: 0,
+    };
+    dispatches.push(Dispatch::with_bindings(
+        gpu,
+        &ADAMW,
+        "grad_norm_final",
+        bytemuck::bytes_of(&p),
+        &[
+            (1, step_buffer),
+            (7, &partials_buffer),
+            (8, &norm.pieces()[0].buffer),
+        ],
+        [1, 1, 1],
+    ));
+    Ok((dispatches, partials_buffer))
+}
+
+/// One fused AdamW update per piece of every parameter: value, gradient and both moments
+/// are stored alike, so piece i of each goes together.
+fn plan_updates(
+    gpu: &Gpu,
+    params: &[&Param],
+    state: &[ParamState],
+    step_buffer: &wgpu::Buffer,
+    norm: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    let norm_buf = &norm.pieces()[0].buffer;
+    let mut dispatches = Vec::new();
+    for (p, s) in params.iter().zip(state) {
+        let row = p.value.row_len();
+        let pieces = p
+            .value
+            .pieces()
+            .iter()
+            .zip(p.grad.pieces())
+            .zip(s.m.pieces().iter().zip(s.v.pieces()));
+        for ((value, grad), (m, v)) in pieces {
+            let n = value.rows * row;
+            if n == 0 {
+                continue;
+            }
+            let grid = gpu.grid(u32_of(n.div_ceil(WG), "parameter piece size")?)?;
+            let params = Params {
+                n: u32_of(n, "parameter piece size")?,
+                groups_x: grid[0],
+                groups_y: grid[1],
+                offset: 0,
+            };
+            dispatches.push(Dispatch::with_bindings(
+                gpu,
+                &ADAMW,
+                "adamw_step",
+                bytemuck::bytes_of(&params),
+                &[
+                    (1, step_buffer),
+                    (2, &value.buffer),
+                    (3, &grad.buffer),
+                    (4, &m.buffer),
+                    (5, &v.buffer),
+                    (6, norm_buf),
+                ],
+                grid,
+            ));
+        }
+    }
+    Ok(dispatches)
+}
+
 impl AdamW {
     /// Plan AdamW for the trainable parameters among `params` (e.g. `decoder.params()`;
     /// frozen ones, the base weights under LoRA adapters, are skipped), with zeroed moments.
@@ -173,131 +325,12 @@ impl AdamW {
             mapped_at_creation: false,
         });
         let norm = Tensor::zeros(gpu, &[1], DType::F32)?;
-
-        let mut state = Vec::with_capacity(params.len());
-        // (param index, piece index, first partial, chunks)
-        let mut partial_plan = Vec::new();
-        let mut partials = 0usize;
-        for p in params.iter() {
-            let problem = |detail: String| Error::Shape {
-                op: "AdamW",
-                detail: format!("parameter {}: {detail}", p.name),
-            };
-            if p.value.dtype() != DType::F32 || p.grad.dtype() != DType::F32 {
-                return Err(problem("value and gradient must be f32".into()));
-            }
-            if !same_layout(&p.value, &p.grad) {
-                return Err(problem(format!(
-                    "value {:?} and gradient {:?} are not stored alike",
-                    p.value.shape(),
-                    p.grad.shape()
-                )));
-            }
-            let m = Tensor::zeros(gpu, p.value.shape(), DType::F32)?;
-            let v = Tensor::zeros(gpu, p.value.shape(), DType::F32)?;
-            if !same_layout(&p.value, &m) {
-                return Err(problem(
-                    "its pieces do not match a fresh tensor of its shape; create parameters \
-                     with Tensor::zeros on the same GPU"
-                        .into(),
-                ));
-            }
-            for (i, piece) in p.grad.pieces().iter().enumerate() {
-                let n = piece.rows * p.grad.row_len();
-                if n > 0 {
-                    let chunks = n.div_ceil(CHUNK);
-                    partial_plan.push((state.len(), i, partials, chunks));
-                    partials += chunks;
-                }
-            }
-            state.push(ParamState {
-                name: p.name.clone(),
-                m,
-                v,
-            });
-        }
-        let partials_buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("grad norm partials"),
-            size: (partials.max(1) * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
-
-        let norm_buf = &norm.pieces()[0].buffer;
-        let mut norm_dispatches = Vec::with_capacity(partial_plan.len() + 1);
-        for &(pi, piece, offset, chunks) in &partial_plan {
-            let grad = &params[pi].grad;
-            let piece = &grad.pieces()[piece];
-            let grid = gpu.grid(u32_of(chunks, "gradient chunks")?)?;
-            let p = Params {
-                n: u32_of(piece.rows * grad.row_len(), "gradient piece size")?,
-                groups_x: grid[0],
-                groups_y: grid[1],
-                offset: u32_of(offset, "gradient chunks")?,
-            };
-            norm_dispatches.push(Dispatch::with_bindings(
-                gpu,
-                &ADAMW,
-                "grad_sumsq_partial",
-                bytemuck::bytes_of(&p),
-                &[(3, &piece.buffer), (7, &partials_buffer)],
-                grid,
-            ));
-        }
-        let p = Params {
-            n: u32_of(partials, "gradient chunks")?,
-            groups_x: 1,
-            groups_y: 1,
-            offset: 0,
-        };
-        norm_dispatches.push(Dispatch::with_bindings(
-            gpu,
-            &ADAMW,
-            "grad_norm_final",
-            bytemuck::bytes_of(&p),
-            &[(1, &step_buffer), (7, &partials_buffer), (8, norm_buf)],
-            [1, 1, 1],
-        ));
-
-        let mut update_dispatches = Vec::new();
-        for (p, s) in params.iter().zip(&state) {
-            let row = p.value.row_len();
-            let pieces = p
-                .value
-                .pieces()
-                .iter()
-                .zip(p.grad.pieces())
-                .zip(s.m.pieces().iter().zip(s.v.pieces()));
-            for ((value, grad), (m, v)) in pieces {
-                let n = value.rows * row;
-                if n == 0 {
-                    continue;
-                }
-                let grid = gpu.grid(u32_of(n.div_ceil(WG), "parameter piece size")?)?;
-                let params = Params {
-                    n: u32_of(n, "parameter piece size")?,
-                    groups_x: grid[0],
-                    groups_y: grid[1],
-                    offset: 0,
-                };
-                update_dispatches.push(Dispatch::with_bindings(
-                    gpu,
-                    &ADAMW,
-                    "adamw_step",
-                    bytemuck::bytes_of(&params),
-                    &[
-                        (1, &step_buffer),
-                        (2, &value.buffer),
-                        (3, &grad.buffer),
-                        (4, &m.buffer),
-                        (5, &v.buffer),
-                        (6, norm_buf),
-                    ],
-                    grid,
-                ));
-            }
-        }
-
+        let state = params
+            .iter()
+            .map(|p| zero_moments(gpu, p))
+            .collect::<Result<Vec<_>>>()?;
+        let (norm_dispatches, partials) = plan_grad_norm(gpu, &params, &step_buffer, &norm)?;
+        let update_dispatches = plan_updates(gpu, &params, &state, &step_buffer, &norm)?;
         Ok(AdamW {
             config,
             state,
@@ -305,7 +338,7 @@ impl AdamW {
             norm,
             norm_dispatches,
             update_dispatches,
-            _partials: partials_buffer,
+            _partials: partials,
         })
     }
 
