@@ -341,7 +341,7 @@ fn eval(args: EvalArgs) -> wgtrain::Result<()> {
         ..Default::default()
     })?;
     let seq = args.seq.unwrap_or(ckpt.config.max_seq_len.min(512));
-    let model = Decoder::new(&gpu, &ckpt.config, args.batch, seq)?;
+    let model = Decoder::for_inference(&gpu, &ckpt.config, args.batch, seq)?;
     model.load_params(&gpu, |n| ckpt.tensors.get(n).map(|t| t.data.as_slice()))?;
     println!(
         "checkpoint {} on {}",
@@ -449,7 +449,8 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
                 ..Default::default()
             })?;
             let seq = seq.unwrap_or(ckpt.config.max_seq_len.min(256));
-            let model = wgtrain::model::decoder::Decoder::new(&gpu, &ckpt.config, 1, seq)?;
+            let model =
+                wgtrain::model::decoder::Decoder::for_inference(&gpu, &ckpt.config, 1, seq)?;
             model.load_params(&gpu, |n| ckpt.tensors.get(n).map(|t| t.data.as_slice()))?;
             let eos = tok.eos_id();
             // The end-of-text token stands in for the beginning of the sequence, as in training.

@@ -144,7 +144,7 @@ pub(crate) async fn score_windows(
         }
         model.set_batch(gpu, &batch)?;
         let mut enc = gpu.encoder();
-        model.record_forward(&mut enc);
+        model.record_eval_forward(&mut enc);
         gpu.submit(enc);
         let losses = model.row_losses().read_f32(gpu).await?;
         for (r, w) in chunk.iter().enumerate() {

@@ -100,7 +100,7 @@ pub async fn generate(
         row.resize(seq + 1, 0);
         model.set_batch(gpu, &row)?;
         let mut enc = gpu.encoder();
-        model.record_forward(&mut enc);
+        model.record_eval_forward(&mut enc);
         gpu.submit(enc);
         let logits = model.logits().read_f32(gpu).await?;
         let last = context.len() - 1;

@@ -2,7 +2,7 @@
 //! gradient for one batch, to compare against a PyTorch pico-decoder on the same weights.
 
 use super::checkpoint::{write_safetensors, Checkpoint, HostSlice, HostTensor};
-use super::decoder::Decoder;
+use super::decoder::{Decoder, Purpose};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use std::collections::BTreeMap;
@@ -62,7 +62,8 @@ pub async fn compute(
 ) -> Result<GradsOutput> {
     let config = &ckpt.config;
     ckpt.check_against(&config.param_specs())?;
-    let model = Decoder::new(gpu, config, batch, seq)?;
+    // The deterministic gradient: no LoRA dropout (as PyTorch's `model.eval()`).
+    let model = Decoder::planned(gpu, config, batch, seq, Purpose::Gradients, 1)?;
     model.load_params(gpu, |name| {
         ckpt.tensors.get(name).map(|t| t.data.as_slice())
     })?;

@@ -8,7 +8,7 @@
 //! and no gradient for W.
 
 use super::program::{Memory, Param, Program};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::ops::lora::{self, Seed};
 use crate::ops::matmul::prepare as mm;
@@ -22,7 +22,8 @@ pub struct Lora {
     /// dropout(x) when dropout is on; x itself otherwise.
     xd: Option<Tensor>,
     h: Tensor,
-    dh: Tensor,
+    /// The backward's buffers (absent in a plan without backward).
+    dh: Option<Tensor>,
     dxd: Option<Tensor>,
     /// LoRA dropout probability (0: off) and this linear's RNG stream.
     p: f32,
@@ -41,7 +42,8 @@ impl Linear {
     }
 
     /// A wrapped linear for `n` rows of input: adapters `a` [r, in] and `b` [out, r]. Its
-    /// activations (dropout(x), h and their gradients) are allocated from `mem`.
+    /// activations (dropout(x), h, and with `backward` their gradients) are allocated from
+    /// `mem`. `dropout` 0 plans no dropout at all.
     #[allow(clippy::too_many_arguments)]
     pub fn lora(
         mem: &mut Memory,
@@ -53,6 +55,7 @@ impl Linear {
         scale: f32,
         dropout: f32,
         stream: u32,
+        backward: bool,
     ) -> Result<Linear> {
         let (r, input) = (params[a].value.shape()[0], params[a].value.shape()[1]);
         let on = dropout > 0.0;
@@ -68,8 +71,12 @@ impl Linear {
                     None
                 },
                 h: mem.zeros(&[n, r])?,
-                dh: mem.zeros(&[n, r])?,
-                dxd: if on {
+                dh: if backward {
+                    Some(mem.zeros(&[n, r])?)
+                } else {
+                    None
+                },
+                dxd: if on && backward {
                     Some(mem.zeros(&[n, input])?)
                 } else {
                     None
@@ -80,8 +87,10 @@ impl Linear {
         })
     }
 
-    /// `y = linear(x)` (overwrites y). Dropout masks come from `seed` (reseeded per
-    /// micro-step) and this linear's stream; the backward regenerates the same mask.
+    /// `y = linear(x)` (overwrites y). With `dropout` (training), LoRA's input is
+    /// dropout(x), its masks from `seed` (reseeded per micro-step) and this linear's stream,
+    /// which the backward regenerates; without (evaluation, as PyTorch's `model.eval()`), x.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         gpu: &Gpu,
@@ -90,13 +99,14 @@ impl Linear {
         seed: &Seed,
         x: &Tensor,
         y: &Tensor,
+        dropout: bool,
     ) -> Result<()> {
         prog.push(
             "matmul",
             mm(gpu, x, &params[self.w].value, y, MatmulSpec::nt())?,
         );
         if let Some(l) = &self.lora {
-            let xd = match &l.xd {
+            let xd = match l.xd.as_ref().filter(|_| dropout) {
                 Some(xd) => {
                     prog.push(
                         "lora",
@@ -117,7 +127,7 @@ impl Linear {
     }
 
     /// Gradients from `dy`: dx overwritten (or added to when `accumulate_dx`), parameter
-    /// gradients added to.
+    /// gradients added to. Follows a forward with dropout (when the plan has dropout).
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -143,22 +153,25 @@ impl Linear {
             Some(l) => {
                 let (a, b) = (&params[l.a], &params[l.b]);
                 let xd = l.xd.as_ref().unwrap_or(x);
+                let dh = l.dh.as_ref().ok_or_else(|| {
+                    Error::Invalid("internal: a LoRA backward in a plan without backward".into())
+                })?;
                 prog.push(
                     "lora",
-                    mm(gpu, dy, &b.value, &l.dh, MatmulSpec::nn().scale(l.scale))?,
+                    mm(gpu, dy, &b.value, dh, MatmulSpec::nn().scale(l.scale))?,
                 );
                 prog.push("lora", mm(gpu, dy, &l.h, &b.grad, grad_w.scale(l.scale))?);
-                prog.push("lora", mm(gpu, &l.dh, xd, &a.grad, grad_w)?);
+                prog.push("lora", mm(gpu, dh, xd, &a.grad, grad_w)?);
                 match &l.dxd {
                     Some(dxd) => {
-                        prog.push("lora", mm(gpu, &l.dh, &a.value, dxd, MatmulSpec::nn())?);
+                        prog.push("lora", mm(gpu, dh, &a.value, dxd, MatmulSpec::nn())?);
                         let back =
                             lora::dropout_backward_accumulate(gpu, dxd, dx, l.p, seed, l.stream)?;
                         prog.push("lora", [back]);
                     }
                     None => prog.push(
                         "lora",
-                        mm(gpu, &l.dh, &a.value, dx, MatmulSpec::nn().accumulate())?,
+                        mm(gpu, dh, &a.value, dx, MatmulSpec::nn().accumulate())?,
                     ),
                 }
             }

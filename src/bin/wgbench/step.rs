@@ -30,10 +30,9 @@ fn family_times(gpu: &Gpu, model: &Decoder) -> Result<Option<BTreeMap<&'static s
     for st in model.forward_stages().iter().chain(model.backward_stages()) {
         stages.push((st.family, st.dispatches.iter().collect()));
     }
-    stages.push((
-        "embedding",
-        model.embedding_backward().dispatches().iter().collect(),
-    ));
+    if let Some(embedding) = model.embedding_backward() {
+        stages.push(("embedding", embedding.dispatches().iter().collect()));
+    }
     let count = 2 * stages.len() as u32;
     let queries = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
         label: Some("stage timestamps"),

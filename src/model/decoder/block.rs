@@ -75,8 +75,13 @@ impl Block {
                     name("B_lora.weight"),
                     n,
                     r.scale(),
-                    r.lora_dropout as f32,
+                    if plan.purpose.dropout() {
+                        r.lora_dropout as f32
+                    } else {
+                        0.0
+                    },
                     Self::stream(layer, j),
+                    plan.purpose.backward(),
                 )?,
                 _ => Linear::plain(name("weight")),
             });
@@ -139,8 +144,14 @@ impl Block {
         ]
     }
 
-    /// `out = block(x)`.
-    pub fn plan_forward(&self, plan: &Plan, prog: &mut Program, out: &Tensor) -> Result<()> {
+    /// `out = block(x)`, with or without LoRA dropout.
+    pub fn plan_forward(
+        &self,
+        plan: &Plan,
+        prog: &mut Program,
+        out: &Tensor,
+        dropout: bool,
+    ) -> Result<()> {
         let (gpu, params, seed) = (plan.gpu, plan.params, plan.dropout_seed);
         let a = &self.acts;
         let w = |s: &str| &plan.param(&format!("layers.{}.{s}", self.layer)).value;
@@ -165,9 +176,12 @@ impl Block {
                 &a.rstd1,
             )?],
         );
-        self.q_proj.forward(gpu, params, prog, seed, &a.n1, &q)?;
-        self.k_proj.forward(gpu, params, prog, seed, &a.n1, &k)?;
-        self.v_proj.forward(gpu, params, prog, seed, &a.n1, &v)?;
+        self.q_proj
+            .forward(gpu, params, prog, seed, &a.n1, &q, dropout)?;
+        self.k_proj
+            .forward(gpu, params, prog, seed, &a.n1, &k, dropout)?;
+        self.v_proj
+            .forward(gpu, params, prog, seed, &a.n1, &v, dropout)?;
         prog.push(
             "rope",
             [rope::apply(gpu, &a.q, plan.rope, &a.q_rot, false)?],
@@ -181,7 +195,8 @@ impl Block {
             "attention",
             attention::forward(gpu, &a.q_rot, &a.k_rot, &a.v, &a.attn, &a.lse, shape)?,
         );
-        self.o_proj.forward(gpu, params, prog, seed, &attn, &a.o)?;
+        self.o_proj
+            .forward(gpu, params, prog, seed, &attn, &a.o, dropout)?;
         prog.push("elementwise", [elementwise::add(gpu, &a.x, &a.o, &a.h)?]);
 
         // FFN branch: x' = h + w_2(silu(w_0 n2) * w_1 n2) of n2 = rmsnorm(h).
@@ -197,10 +212,13 @@ impl Block {
                 &a.rstd2,
             )?],
         );
-        self.w_0.forward(gpu, params, prog, seed, &a.n2, &a.g)?;
-        self.w_1.forward(gpu, params, prog, seed, &a.n2, &a.u)?;
+        self.w_0
+            .forward(gpu, params, prog, seed, &a.n2, &a.g, dropout)?;
+        self.w_1
+            .forward(gpu, params, prog, seed, &a.n2, &a.u, dropout)?;
         prog.push("swiglu", [swiglu::forward(gpu, &a.g, &a.u, &a.act)?]);
-        self.w_2.forward(gpu, params, prog, seed, &a.act, &a.f)?;
+        self.w_2
+            .forward(gpu, params, prog, seed, &a.act, &a.f, dropout)?;
         prog.push("elementwise", [elementwise::add(gpu, &a.h, &a.f, out)?]);
         Ok(())
     }

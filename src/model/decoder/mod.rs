@@ -89,6 +89,7 @@ struct Plan<'a> {
     rope: &'a Tensor,
     dropout_seed: &'a Seed,
     dims: Dims,
+    purpose: Purpose,
 }
 
 impl Plan<'_> {
@@ -164,9 +165,11 @@ pub struct Decoder {
     index: HashMap<String, usize>,
     ids: Tensor,
     labels: Tensor,
+    purpose: Purpose,
     forward: Vec<Stage>,
-    backward: Vec<Stage>,
-    embedding_backward: EmbeddingBackward,
+    /// The forward without LoRA dropout, when it differs from `forward`.
+    eval_forward: Option<Vec<Stage>>,
+    backward: Option<Backward>,
     reset: Reset,
     bytes: u64,
     relora: Option<ReloraConfig>,
@@ -175,23 +178,55 @@ pub struct Decoder {
     _blocks: Vec<Block>,
     head: Head,
     _rope: Tensor,
+}
+
+/// What a plan is for. Only training applies LoRA dropout (PyTorch's `model.train()`); the
+/// others compute the model as `model.eval()` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Forward with dropout, backward, gradients.
+    Training,
+    /// Forward without dropout, backward, gradients: the deterministic gradient
+    /// (`wgtrain grads`).
+    Gradients,
+    /// Forward only, without dropout; no gradient or backward buffers are allocated
+    /// (evaluation, BLiMP, generation).
+    Inference,
+}
+
+impl Purpose {
+    fn dropout(self) -> bool {
+        self == Purpose::Training
+    }
+
+    fn backward(self) -> bool {
+        self != Purpose::Inference
+    }
+}
+
+/// The backward half of a plan: its stages, the embedding's gather, and the scratch they use.
+struct Backward {
+    stages: Vec<Stage>,
+    embedding: EmbeddingBackward,
     _scratch: Scratch,
 }
 
 /// Every parameter of `config` in pico's order, with a gradient unless it is a base weight
-/// frozen under LoRA adapters.
+/// frozen under LoRA adapters or the plan has no backward.
 fn allocate_params(
     mem: &mut Memory,
     config: &ModelConfig,
+    backward: bool,
 ) -> Result<(Vec<Param>, HashMap<String, usize>)> {
     let specs = config.param_specs();
     let mut params = Vec::with_capacity(specs.len());
     let mut index = HashMap::new();
     for s in &specs {
-        let trainable = !config
+        let frozen = config
             .relora
             .as_ref()
             .is_some_and(|r| r.wraps_weight(&s.name));
+        let trainable = backward && !frozen;
         index.insert(s.name.clone(), params.len());
         params.push(Param {
             name: s.name.clone(),
@@ -203,13 +238,15 @@ fn allocate_params(
     Ok((params, index))
 }
 
-/// The forward: x_0 = embedding(ids), x_{l+1} = block_l(x_l), loss = head(x_L).
+/// The forward: x_0 = embedding(ids), x_{l+1} = block_l(x_l), loss = head(x_L); with or
+/// without LoRA dropout.
 fn plan_forward(
     plan: &Plan,
     ids: &Tensor,
     labels: &Tensor,
     blocks: &[Block],
     head: &Head,
+    dropout: bool,
 ) -> Result<Program> {
     let mut prog = Program::default();
     head::plan_embedding(
@@ -220,7 +257,7 @@ fn plan_forward(
     )?;
     for (l, block) in blocks.iter().enumerate() {
         let out = blocks.get(l + 1).map_or(&head.x, Block::input);
-        block.plan_forward(plan, &mut prog, out)?;
+        block.plan_forward(plan, &mut prog, out, dropout)?;
     }
     head.plan_forward(plan, &mut prog, labels)?;
     Ok(prog)
@@ -261,9 +298,9 @@ fn plan_reset(plan: &Plan, blocks: &[Block], relora: Option<&ReloraConfig>) -> R
 }
 
 impl Decoder {
-    /// Plan the model for micro-batches of `batch` sequences of `seq` tokens.
+    /// Plan the model for training on micro-batches of `batch` sequences of `seq` tokens.
     pub fn new(gpu: &Gpu, config: &ModelConfig, batch: usize, seq: usize) -> Result<Decoder> {
-        Self::with_accumulation(gpu, config, batch, seq, 1)
+        Self::planned(gpu, config, batch, seq, Purpose::Training, 1)
     }
 
     /// As [`Decoder::new`], for optimizer steps made of `accumulation` micro-batches: the
@@ -273,6 +310,28 @@ impl Decoder {
         config: &ModelConfig,
         batch: usize,
         seq: usize,
+        accumulation: usize,
+    ) -> Result<Decoder> {
+        Self::planned(gpu, config, batch, seq, Purpose::Training, accumulation)
+    }
+
+    /// Plan the model for evaluation only: no dropout, no backward (see [`Purpose`]).
+    pub fn for_inference(
+        gpu: &Gpu,
+        config: &ModelConfig,
+        batch: usize,
+        seq: usize,
+    ) -> Result<Decoder> {
+        Self::planned(gpu, config, batch, seq, Purpose::Inference, 1)
+    }
+
+    /// Plan the model for `purpose`, with `accumulation` micro-batches per optimizer step.
+    pub fn planned(
+        gpu: &Gpu,
+        config: &ModelConfig,
+        batch: usize,
+        seq: usize,
+        purpose: Purpose,
         accumulation: usize,
     ) -> Result<Decoder> {
         config.validate()?;
@@ -285,7 +344,7 @@ impl Decoder {
         let dims = Dims::of(config, batch, seq);
         let relora = config.relora.clone();
         let mut mem = Memory::new(gpu);
-        let (params, index) = allocate_params(&mut mem, config)?;
+        let (params, index) = allocate_params(&mut mem, config, purpose.backward())?;
         let ids = mem.zeros_u32(&[dims.tokens()])?;
         let labels = mem.zeros_u32(&[dims.tokens()])?;
         let rope_table = rope::table(seq, dims.head_dim, config.position_emb_theta);
@@ -299,23 +358,35 @@ impl Decoder {
             rope: &rope,
             dropout_seed: &dropout_seed,
             dims,
+            purpose,
         };
 
         let blocks = (0..config.n_layers)
             .map(|l| Block::allocate(&mut mem, &plan, relora.as_ref(), l))
             .collect::<Result<Vec<_>>>()?;
         let head = Head::allocate(&mut mem, &plan)?;
-        let scratch = Scratch::allocate(&mut mem, dims)?;
 
-        let forward = plan_forward(&plan, &ids, &labels, &blocks, &head)?;
-        // The gradient of the mean loss over all tokens of the optimizer step.
-        let grad_scale = 1.0 / (dims.tokens() * accumulation.max(1)) as f32;
-        let backward = plan_backward(&plan, &labels, &blocks, &head, &scratch, grad_scale)?;
-        let embedding_backward = EmbeddingBackward::new(
-            gpu,
-            &scratch.dres,
-            &plan.param("embedding_proj.weight").grad,
-        )?;
+        let forward = plan_forward(&plan, &ids, &labels, &blocks, &head, purpose.dropout())?;
+        let has_dropout = relora.as_ref().is_some_and(|r| r.lora_dropout > 0.0);
+        let eval_forward = if purpose.dropout() && has_dropout {
+            Some(plan_forward(&plan, &ids, &labels, &blocks, &head, false)?.0)
+        } else {
+            None
+        };
+        let backward = if purpose.backward() {
+            let scratch = Scratch::allocate(&mut mem, dims)?;
+            // The gradient of the mean loss over all tokens of the optimizer step.
+            let grad_scale = 1.0 / (dims.tokens() * accumulation.max(1)) as f32;
+            let stages = plan_backward(&plan, &labels, &blocks, &head, &scratch, grad_scale)?;
+            let embedding_grad = &plan.param("embedding_proj.weight").grad;
+            Some(Backward {
+                stages: stages.0,
+                embedding: EmbeddingBackward::new(gpu, &scratch.dres, embedding_grad)?,
+                _scratch: scratch,
+            })
+        } else {
+            None
+        };
         let reset = plan_reset(&plan, &blocks, relora.as_ref())?;
 
         Ok(Decoder {
@@ -327,16 +398,16 @@ impl Decoder {
             index,
             ids,
             labels,
+            purpose,
             forward: forward.0,
-            backward: backward.0,
-            embedding_backward,
+            eval_forward,
+            backward,
             reset,
             relora,
             dropout_seed,
             _blocks: blocks,
             head,
             _rope: rope,
-            _scratch: scratch,
         })
     }
 
@@ -372,12 +443,19 @@ impl Decoder {
         &self.forward
     }
 
+    /// The backward's stages (none in an inference plan).
     pub fn backward_stages(&self) -> &[Stage] {
-        &self.backward
+        self.backward.as_ref().map_or(&[], |b| &b.stages)
     }
 
-    pub fn embedding_backward(&self) -> &EmbeddingBackward {
-        &self.embedding_backward
+    /// The embedding's gradient gather (absent in an inference plan).
+    pub fn embedding_backward(&self) -> Option<&EmbeddingBackward> {
+        self.backward.as_ref().map(|b| &b.embedding)
+    }
+
+    /// What the plan was made for.
+    pub fn purpose(&self) -> Purpose {
+        self.purpose
     }
 
     /// Upload one micro-batch: `tokens` holds B rows of T+1 ids; inputs are ids[:, :-1] and
@@ -407,7 +485,10 @@ impl Decoder {
         }
         self.ids.write(gpu, bytemuck::cast_slice(&inputs))?;
         self.labels.write(gpu, bytemuck::cast_slice(&labels))?;
-        self.embedding_backward.set_ids(gpu, &inputs)
+        match &self.backward {
+            Some(b) => b.embedding.set_ids(gpu, &inputs),
+            None => Ok(()),
+        }
     }
 
     /// Clear every parameter gradient (start of an optimizer step).
@@ -419,16 +500,29 @@ impl Decoder {
         }
     }
 
+    /// The forward as planned: with LoRA dropout in a training plan.
     pub fn record_forward(&self, encoder: &mut wgpu::CommandEncoder) {
         record_stages(encoder, &self.forward, &[]);
     }
 
-    pub fn record_backward(&self, encoder: &mut wgpu::CommandEncoder) {
+    /// The forward as evaluation computes it, without dropout (PyTorch's `model.eval()`),
+    /// whatever the plan's purpose: what perplexity, BLiMP and generation record.
+    pub fn record_eval_forward(&self, encoder: &mut wgpu::CommandEncoder) {
         record_stages(
             encoder,
-            &self.backward,
-            self.embedding_backward.dispatches(),
+            self.eval_forward.as_ref().unwrap_or(&self.forward),
+            &[],
         );
+    }
+
+    /// The backward of the last forward. An inference plan has none: planning one for
+    /// evaluation and recording a backward is a bug in the caller.
+    pub fn record_backward(&self, encoder: &mut wgpu::CommandEncoder) {
+        let b = self
+            .backward
+            .as_ref()
+            .expect("record_backward on a decoder planned for inference (Purpose::Inference)");
+        record_stages(encoder, &b.stages, b.embedding.dispatches());
     }
 
     /// Upload parameter values by name (e.g. from a checkpoint); every parameter must be given.
