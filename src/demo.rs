@@ -210,6 +210,11 @@ impl DemoSession {
         &self.options
     }
 
+    /// The live model (for ReLoRA, with its adapters).
+    pub fn model(&self) -> &Decoder {
+        &self.train.model
+    }
+
     /// The trained model's config (with its `relora` block in ReLoRA mode).
     pub fn config(&self) -> &ModelConfig {
         &self.config

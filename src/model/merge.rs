@@ -6,7 +6,7 @@ use super::config::ModelConfig;
 use crate::error::{Error, Result};
 
 /// A ReLoRA checkpoint as a plain pico-decoder: every wrapped weight becomes `W + s B A`
-/// (computed in f64; `W + B A` under `quirk_merge_without_scale`, as that run merged), the
+/// (computed in f64), the
 /// adapters and the `relora` block are dropped. Returns the plain config and its tensors in
 /// pico's order.
 pub fn merge_checkpoint(ckpt: &Checkpoint) -> Result<(ModelConfig, Vec<(String, TensorData)>)> {
@@ -17,11 +17,10 @@ pub fn merge_checkpoint(ckpt: &Checkpoint) -> Result<(ModelConfig, Vec<(String, 
         ))
     })?;
     ckpt.check_against(&ckpt.config.param_specs())?;
-    let s = if r.quirk_merge_without_scale {
-        1.0
-    } else {
-        r.scale() as f64
-    };
+    // The export computes the checkpoint's function, `W x + s B A x`, under every quirk
+    // setting: `quirk_merge_without_scale` describes the reference's merge-and-reset during
+    // training (where it changes the function), not what a checkpoint computes.
+    let s = r.scale() as f64;
     let mut plain = ckpt.config.clone();
     plain.relora = None;
     let mut out = Vec::new();
