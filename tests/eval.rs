@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use wgtrain::eval::{
     self, blimp, blimp_paradigms, parse_jsonl, perplexity, perplexity_per_document, read_paradigms,
-    sequence_logprobs, wikitext_documents, BlimpOptions, LongSequences,
+    sequence_logprobs, wikitext_documents, BlimpOptions, DocumentOptions, LongDocuments,
+    LongSequences,
 };
 use wgtrain::model::config::ModelConfig;
 use wgtrain::model::decoder::Decoder;
@@ -154,9 +155,11 @@ fn per_document_perplexity_is_the_mean_of_document_perplexities() {
     let gpu = common::gpu();
     let m = model(&gpu, 3, 8);
     let mut reference = Reference::new(&gpu);
-    // Documents of 5, 1 (skipped), 12 (two windows) and 9 ids.
+    // Documents of 5, 1 (skipped), 12 (truncated to its first 9 ids) and 9 ids.
     let docs = vec![ids(5, 2, 0), vec![7], ids(12, 3, 0), ids(9, 4, 0)];
-    let got = pollster::block_on(perplexity_per_document(&gpu, &m, &docs)).unwrap();
+    let paloma = DocumentOptions::paloma(9);
+    assert_eq!(paloma.seq_for(&docs), 8);
+    let got = pollster::block_on(perplexity_per_document(&gpu, &m, &docs, paloma)).unwrap();
     assert_eq!(got.skipped, 1);
     assert!(got.documents[1].is_none());
     let mut ppls = Vec::new();
@@ -165,16 +168,15 @@ fn per_document_perplexity_is_the_mean_of_document_perplexities() {
         if d.len() < 2 {
             continue;
         }
-        let mut nll = -reference.logprob(&d[..d.len().min(9)]);
-        if d.len() > 9 {
-            nll -= reference.logprob(&d[8..]);
-        }
+        // No start token: the first id is context; ids 2..=min(n, 9) are scored.
+        let kept = &d[..d.len().min(9)];
+        let nll = -reference.logprob(kept);
         let r = got.documents[i].as_ref().unwrap();
-        assert_eq!(r.tokens, d.len() - 1);
+        assert_eq!(r.tokens, kept.len() - 1);
         close(r.nll_sum, nll, &format!("document {i}"));
-        ppls.push((nll / (d.len() - 1) as f64).exp());
+        ppls.push((nll / (kept.len() - 1) as f64).exp());
         total += nll;
-        count += d.len() - 1;
+        count += kept.len() - 1;
     }
     let mean = ppls.iter().sum::<f64>() / ppls.len() as f64;
     assert!((got.mean_perplexity / mean - 1.0).abs() < 1e-5);
@@ -182,6 +184,25 @@ fn per_document_perplexity_is_the_mean_of_document_perplexities() {
     assert_eq!(got.pooled.tokens, count);
     // Not the same number: the rule matters.
     assert!((got.mean_perplexity - got.pooled.perplexity).abs() > 1e-9);
+
+    // Sliding windows score every id of the long document: labels 1..=8 in the first
+    // window, then 9..=11 with the 8 ids before the last label as context (stride 4 > 3 left).
+    let slide = DocumentOptions {
+        max_length: 9,
+        long: LongDocuments::Slide { stride: 4 },
+    };
+    let got = pollster::block_on(perplexity_per_document(&gpu, &m, &docs, slide)).unwrap();
+    let d = &docs[2];
+    let lp = reference.label_logprobs(&d[3..12]);
+    let want = -reference.logprob(&d[..9]) - lp[5..].iter().sum::<f64>();
+    let r = got.documents[2].as_ref().unwrap();
+    assert_eq!(r.tokens, 11);
+    close(r.nll_sum, want, "sliding windows over the long document");
+
+    // A model planned too short for the windows is refused with advice.
+    let short = model(&gpu, 3, 4);
+    let e = pollster::block_on(perplexity_per_document(&gpu, &short, &docs, paloma)).unwrap_err();
+    assert!(e.to_string().contains("seq >= 8"), "{e}");
 }
 
 #[test]

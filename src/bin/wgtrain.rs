@@ -365,8 +365,12 @@ fn eval(args: EvalArgs) -> wgtrain::Result<()> {
                 .iter()
                 .map(|d| tokenizer.encode(d))
                 .collect::<wgtrain::Result<_>>()?;
+            let windows = wgtrain::eval::DocumentOptions {
+                max_length: seq + 1,
+                long: wgtrain::eval::LongDocuments::Slide { stride: seq },
+            };
             let r = pollster::block_on(wgtrain::eval::perplexity::perplexity_per_document(
-                &gpu, &model, &docs,
+                &gpu, &model, &docs, windows,
             ))?;
             println!(
                 "{}: mean per-document perplexity {:.3} over {} documents",

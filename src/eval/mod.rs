@@ -18,6 +18,8 @@
 //! drive them with `pollster::block_on`.
 
 pub mod blimp;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod documents;
 pub mod perplexity;
 
 pub use blimp::{
@@ -25,8 +27,8 @@ pub use blimp::{
     BlimpReport, PairScore, Paradigm, ParadigmScore,
 };
 pub use perplexity::{
-    perplexity, perplexity_per_document, wikitext_documents, DocumentPerplexityReport,
-    PerplexityReport,
+    perplexity, perplexity_per_document, wikitext_documents, DocumentOptions,
+    DocumentPerplexityReport, LongDocuments, PerplexityReport,
 };
 
 use crate::error::{Error, Result};

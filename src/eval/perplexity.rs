@@ -7,14 +7,16 @@
 //! its padded positions are not counted. `mean NLL = sum of token NLLs / scored tokens`,
 //! `perplexity = exp(mean NLL)`.
 //!
-//! Paloma rule (pico's evaluation, via the Hugging Face `perplexity` metric): each document is
-//! scored on its own (the caller puts the BOS id in front, as that metric does by default), its
-//! perplexity is `exp(its mean NLL)`, and the reported number is the *mean over documents of
-//! the per-document perplexities* — not the token-weighted perplexity, which is reported too.
-//! One difference: the metric truncates a document to the model's window; here a long document
-//! goes on in further non-overlapping windows, as a stream does.
+//! Paloma rule (pico-train's evaluation, through the Hugging Face `evaluate` perplexity metric
+//! with `add_start_token=False` and `max_length` = the model's context): each document is
+//! tokenized alone and truncated to its first `max_length` ids; there is no start token, so
+//! its first id is context only and ids 2..n are scored; its perplexity is
+//! `exp(mean NLL of ids 2..n)`; the reported figure is the *mean over documents of the
+//! per-document perplexities*. The token-pooled perplexity `exp(total NLL / total scored
+//! ids)` is reported beside it. [`LongDocuments::Slide`] instead scores every id of a long
+//! document in sliding windows of `max_length` ids (not the study's rule).
 
-use super::{disjoint_windows, score_windows, Nll, Progress};
+use super::{disjoint_windows, score_windows, sliding_windows, Nll, Progress};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::decoder::Decoder;
@@ -88,20 +90,86 @@ pub async fn perplexity(gpu: &Gpu, model: &Decoder, tokens: &[u32]) -> Result<Pe
     Ok(PerplexityReport::from_nll(nll[0], windows.len()))
 }
 
-/// Per-document perplexity, Paloma style (see the module docs). Each document is a list of ids
-/// whose first id is context only (put the BOS id there). Windows of different documents share
-/// batches; no window spans two documents.
+/// What is scored of a document longer than `max_length` ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LongDocuments {
+    /// Only its first `max_length` ids (Paloma's rule, as the Hugging Face metric truncates).
+    Truncate,
+    /// Every id: the first window scores ids 2..=max_length, each next one `stride` labels
+    /// further with the `max_length - 1` ids before its last label as context.
+    Slide { stride: usize },
+}
+
+/// How documents are cut for [`perplexity_per_document`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocumentOptions {
+    /// Ids per window, first id included (the model's context, `max_seq_len`, for Paloma).
+    pub max_length: usize,
+    pub long: LongDocuments,
+}
+
+impl DocumentOptions {
+    /// Paloma's rule for a model with context `max_length`: truncate, no start token.
+    pub fn paloma(max_length: usize) -> DocumentOptions {
+        DocumentOptions {
+            max_length,
+            long: LongDocuments::Truncate,
+        }
+    }
+
+    /// The `seq` a model must be planned with to score these windows: `max_length - 1`
+    /// labels, or fewer when no document is that long.
+    pub fn seq_for(&self, documents: &[Vec<u32>]) -> usize {
+        let longest = documents.iter().map(Vec::len).max().unwrap_or(0);
+        longest.min(self.max_length).saturating_sub(1).max(1)
+    }
+}
+
+/// Per-document perplexity, Paloma style (see the module docs). Each document is the ids of
+/// one document, tokenized alone, without a start token: its first id is context only. The
+/// model must be planned with `seq >= options.seq_for(documents)`. Windows of different
+/// documents share batches; no window spans two documents.
 pub async fn perplexity_per_document(
     gpu: &Gpu,
     model: &Decoder,
     documents: &[Vec<u32>],
+    options: DocumentOptions,
 ) -> Result<DocumentPerplexityReport> {
+    let labels = options.max_length.saturating_sub(1);
+    if labels == 0 {
+        return Err(Error::Invalid(format!(
+            "max_length {} must be at least 2 (one id of context, one to score)",
+            options.max_length
+        )));
+    }
+    let needed = options.seq_for(documents);
+    if model.seq < needed {
+        return Err(Error::Invalid(format!(
+            "these documents need windows of {needed} scored ids (max_length {}), more than \
+             the model's seq of {}: plan the model with seq >= {needed}",
+            options.max_length, model.seq
+        )));
+    }
     let mut windows = Vec::new();
     let mut counts = vec![0usize; documents.len()];
     for (i, doc) in documents.iter().enumerate() {
         check_vocab(model, doc, || format!("document {i}"))?;
         let before = windows.len();
-        disjoint_windows(doc, model.seq, i, &mut windows);
+        match options.long {
+            LongDocuments::Truncate => {
+                let kept = &doc[..doc.len().min(options.max_length)];
+                disjoint_windows(kept, labels, i, &mut windows);
+            }
+            LongDocuments::Slide { stride } => {
+                if stride == 0 || stride > labels {
+                    return Err(Error::Invalid(format!(
+                        "sliding-window stride {stride} must be between 1 and max_length - 1 \
+                         ({labels})"
+                    )));
+                }
+                sliding_windows(doc, labels, stride, i, &mut windows);
+            }
+        }
         counts[i] = windows.len() - before;
     }
     if windows.is_empty() {
