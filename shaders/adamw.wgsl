@@ -1,3 +1,5 @@
+// prelude: grid_3d, workgroup_sum
+//
 // The optimizer step: the global L2 norm of all gradients (for logging and clipping) and a
 // fused AdamW update, one dispatch per parameter piece.
 //
@@ -46,26 +48,10 @@ struct Step {
 const WG: u32 = 256u;
 // Elements per workgroup of grad_sumsq_partial (WG lanes x 8 each).
 const CHUNK: u32 = 2048u;
-var<workgroup> scratch: array<f32, WG>;
-
-fn group_index(wid: vec3<u32>) -> u32 {
-    return wid.x + p.groups_x * (wid.y + p.groups_y * wid.z);
-}
-
-// Sum `scratch` in a fixed tree order; the result is in scratch[0].
-fn tree_sum(lane: u32) {
-    workgroupBarrier();
-    for (var k = WG / 2u; k > 0u; k >>= 1u) {
-        if (lane < k) {
-            scratch[lane] += scratch[lane + k];
-        }
-        workgroupBarrier();
-    }
-}
 
 @compute @workgroup_size(256)
 fn grad_sumsq_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-    let chunk = group_index(wid);
+    let chunk = group_index_3d(wid);
     let start = chunk * CHUNK;
     // Workgroups past the end (grid padding) have nothing to do; the test is uniform.
     if (start >= p.n) {
@@ -77,10 +63,9 @@ fn grad_sumsq_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
         let g = grad[i];
         acc += g * g;
     }
-    scratch[lane] = acc;
-    tree_sum(lane);
+    let total = workgroup_sum(lane, acc);
     if (lane == 0u) {
-        partials[p.offset + chunk] = scratch[0];
+        partials[p.offset + chunk] = total;
     }
 }
 
@@ -90,16 +75,15 @@ fn grad_norm_final(@builtin(local_invocation_index) lane: u32) {
     for (var i = lane; i < p.n; i += WG) {
         acc += partials[i];
     }
-    scratch[lane] = acc;
-    tree_sum(lane);
+    let total = workgroup_sum(lane, acc);
     if (lane == 0u) {
-        norm_out[0] = sqrt(scratch[0]) * s.grad_scale;
+        norm_out[0] = sqrt(total) * s.grad_scale;
     }
 }
 
 @compute @workgroup_size(256)
 fn adamw_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-    let i = group_index(wid) * WG + lane;
+    let i = group_index_3d(wid) * WG + lane;
     if (i >= p.n) {
         return;
     }

@@ -1,3 +1,5 @@
+// prelude: grid
+//
 // Causal grouped-query attention in the flash-attention style, forward and backward.
 // q, out, dout, dq: [B, T, H, hd]; k, v, dk, dv: [B, T, KV, hd]; lse, delta: [B, H, T].
 // Query head h reads kv head h / (H / KV); query t sees keys 0..=t; scores are scaled by
@@ -137,12 +139,11 @@ fn load_row_stats(lid: u32, b: u32, h: u32, t0: u32) {
 // tile_s (bq * bk <= 512). The WG / bq invocations of a query row split its output dims (at
 // most 32 each) and keep the running max m, sum l and accumulator in registers.
 @compute @workgroup_size(64)
-fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let wg = wid.x + wid.y * p.groups_x;
+fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let wg = group_index(wid);
     if (wg >= p.total) {
         return;
     }
-    let lid = lid3.x;
     let hd = p.hd;
     let bq = p.bq;
     let bk = p.bk;
@@ -231,8 +232,8 @@ fn attention_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
 // Backward, part 1: D = rowsum(dout * out) per (b, h, t), one invocation per row, written to
 // `delta` in [B, H, T] order.
 @compute @workgroup_size(64)
-fn attention_backward_delta(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let row = (wid.x + wid.y * p.groups_x) * WG + lid3.x;
+fn attention_backward_delta(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = element_index(wid, lid);
     if (row >= p.batch * p.heads * p.seq) {
         return;
     }
@@ -254,12 +255,11 @@ fn attention_backward_delta(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
 // dp then ds in tile_s (bq * bk <= 512), lse and D in stats. The WG / bq invocations of a
 // query row split its dims (at most 16 each).
 @compute @workgroup_size(64)
-fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let wg = wid.x + wid.y * p.groups_x;
+fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let wg = group_index(wid);
     if (wg >= p.total) {
         return;
     }
-    let lid = lid3.x;
     let hd = p.hd;
     let bq = p.bq;
     let bk = p.bk;
@@ -343,12 +343,11 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
 // each), p and ds in tile_s (bq * bk <= 256 each), lse and D in stats. The WG / bk
 // invocations of a key row split its dims (at most 16 each).
 @compute @workgroup_size(64)
-fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let wg = wid.x + wid.y * p.groups_x;
+fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let wg = group_index(wid);
     if (wg >= p.total) {
         return;
     }
-    let lid = lid3.x;
     let hd = p.hd;
     let bq = p.bq;
     let bk = p.bk;

@@ -1,3 +1,5 @@
+// prelude: grid
+//
 // Softmax cross-entropy over rows of length v (the vocabulary), on one piece of the logits
 // (a piece holds whole rows; row_start is its first row, for the per-row arrays).
 // Forward, one workgroup per row: lse = logsumexp(row), loss = lse - row[label]. Each lane
@@ -31,7 +33,7 @@ fn label_of(r: u32) -> u32 {
 
 @compute @workgroup_size(256)
 fn cross_entropy_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row = wid.x + wid.y * p.groups_x;
+    let row = group_index(wid);
     if (row >= p.rows) {
         return;
     }
@@ -73,7 +75,7 @@ fn cross_entropy_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
 
 @compute @workgroup_size(256)
 fn cross_entropy_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wid.x + wid.y * p.groups_x) * WG + lid.x;
+    let i = element_index(wid, lid.x);
     // rows * v fits u32: the host checks it.
     if (i >= p.rows * p.v) {
         return;

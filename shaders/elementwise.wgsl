@@ -1,3 +1,5 @@
+// prelude: grid
+//
 // Elementwise sums over whole tensors: out = a + b (the residual add) and acc += x (gradient
 // accumulation, e.g. the residual stream's two backward paths), one lane per element.
 
@@ -9,13 +11,11 @@ struct Params { n: u32, groups_x: u32, pad0: u32, pad1: u32 }
 // `out` for add; `acc` for accumulate, which reads x from `a`.
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-fn index(wid: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.x + wid.y * p.groups_x) * 256u + lid.x;
-}
+const WG: u32 = 256u; // lanes per workgroup, as in @workgroup_size(256)
 
 @compute @workgroup_size(256)
 fn elementwise_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = index(wid, lid);
+    let i = element_index(wid, lid.x);
     if (i < p.n) {
         out[i] = a[i] + b[i];
     }
@@ -23,7 +23,7 @@ fn elementwise_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
 
 @compute @workgroup_size(256)
 fn elementwise_accumulate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = index(wid, lid);
+    let i = element_index(wid, lid.x);
     if (i < p.n) {
         out[i] += a[i];
     }

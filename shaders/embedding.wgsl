@@ -1,3 +1,5 @@
+// prelude: grid
+//
 // Token embedding on one piece of the table (rows row_start .. row_start + rows of [vocab, d]).
 // Forward: out[t] = table[ids[t]], one lane per output element; each piece's dispatch writes
 // the tokens whose id falls in it. Ids are validated on the host; here an id past the
@@ -21,9 +23,7 @@ struct Params { n: u32, d: u32, row_start: u32, rows: u32, vocab: u32, groups_x:
 @group(0) @binding(5) var<storage, read> index: array<u32>;
 @group(0) @binding(6) var<storage, read_write> d_table: array<f32>;
 
-fn element(wid: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.x + wid.y * p.groups_x) * 256u + lid.x;
-}
+const WG: u32 = 256u; // lanes per workgroup, as in @workgroup_size(256)
 
 // Row of `v` inside this piece, or `rows` when it lies in another piece.
 fn local_row(v: u32) -> u32 {
@@ -36,7 +36,7 @@ fn local_row(v: u32) -> u32 {
 // p.n is tokens * d elements.
 @compute @workgroup_size(256)
 fn embedding_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = element(wid, lid);
+    let i = element_index(wid, lid.x);
     if (i >= p.n) {
         return;
     }
@@ -50,7 +50,7 @@ fn embedding_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
 // p.n is (slots for distinct ids = tokens) * d elements.
 @compute @workgroup_size(256)
 fn embedding_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = element(wid, lid);
+    let i = element_index(wid, lid.x);
     if (i >= p.n) {
         return;
     }

@@ -1,3 +1,5 @@
+// prelude: grid
+//
 // ReLoRA device kernels: a counter-based RNG (Philox2x32-10), LoRA dropout forward and
 // backward, re-initialisation of A (kaiming uniform), and pruning of Adam moments (random and
 // by magnitude). Mirrored bit for bit by src/reference/lora.rs.
@@ -94,10 +96,6 @@ fn philox(counter: vec2<u32>, seed: u32) -> vec2<u32> {
     return c;
 }
 
-fn local_index(wid: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.x + wid.y * p.groups_x) * WG + lid.x;
-}
-
 // Word 0 of the counter (global index, stream): the word dropout and kaiming use.
 fn word0(i: u32) -> u32 {
     return philox(vec2<u32>(p.offset + i, p.stream), key.seed).x;
@@ -106,7 +104,7 @@ fn word0(i: u32) -> u32 {
 // Raw RNG words, for tests and diagnostics: words[i] = word `p.word` of (offset + i, stream).
 @compute @workgroup_size(256)
 fn random_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = local_index(wid, lid);
+    let i = element_index(wid, lid.x);
     if (i < p.n) {
         let w = philox(vec2<u32>(p.offset + i, p.stream), key.seed);
         words[i] = select(w.x, w.y, p.word == 1u);
@@ -116,7 +114,7 @@ fn random_words(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 // dst = src * keep * scale, keep = (word0 >> 8) >= threshold.
 @compute @workgroup_size(256)
 fn dropout_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = local_index(wid, lid);
+    let i = element_index(wid, lid.x);
     if (i < p.n) {
         let keep = (word0(i) >> 8u) >= p.threshold;
         dst[i] = select(0.0, src[i] * p.scale, keep);
@@ -126,7 +124,7 @@ fn dropout_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
 // dst += src * keep * scale with the same mask as dropout_forward.
 @compute @workgroup_size(256)
 fn dropout_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = local_index(wid, lid);
+    let i = element_index(wid, lid.x);
     if (i < p.n) {
         let keep = (word0(i) >> 8u) >= p.threshold;
         if (keep) {
@@ -138,7 +136,7 @@ fn dropout_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
 // dst = s * bound with s = ((word0 >> 7) - 2^24) * 2^-24, uniform on [-1, 1) in steps of 2^-24.
 @compute @workgroup_size(256)
 fn kaiming_uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = local_index(wid, lid);
+    let i = element_index(wid, lid.x);
     if (i < p.n) {
         let s = f32(i32(word0(i) >> 7u) - 16777216) * 5.9604644775390625e-8;
         dst[i] = s * p.scale;
@@ -149,7 +147,7 @@ fn kaiming_uniform(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
 // independent masks for the two moments, as torch.rand_like draws one per tensor.
 @compute @workgroup_size(256)
 fn prune_random(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = local_index(wid, lid);
+    let i = element_index(wid, lid.x);
     if (i < p.n) {
         let w = philox(vec2<u32>(p.offset + i, p.stream), key.seed);
         mbits[i] = select(0u, mbits[i], (w.x >> 8u) >= p.threshold);
@@ -178,7 +176,7 @@ fn magnitude_histogram(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     let prefix = sel.prefix;
     let mask = sel.mask;
     let shift = p.threshold;
-    let base = (wid.x + wid.y * p.groups_x) * CHUNK;
+    let base = group_index(wid) * CHUNK;
     for (var j = 0u; j < CHUNK; j += WG) {
         let i = base + j + lid.x;
         if (i < p.n) {
@@ -220,7 +218,7 @@ fn magnitude_select() {
 // Zero m[i] and v[i] where |m[i]| <= the selected key.
 @compute @workgroup_size(256)
 fn magnitude_apply_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = local_index(wid, lid);
+    let i = element_index(wid, lid.x);
     if (i < p.n) {
         let t = sel.prefix;
         if ((mbits[i] & ABS) <= t) {
@@ -233,7 +231,7 @@ fn magnitude_apply_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
 // Zero x[i] (bound as m) where |x[i]| <= the selected key.
 @compute @workgroup_size(256)
 fn magnitude_apply_one(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = local_index(wid, lid);
+    let i = element_index(wid, lid.x);
     if (i < p.n) {
         if ((mbits[i] & ABS) <= sel.prefix) {
             mbits[i] = 0u;

@@ -1,3 +1,5 @@
+// prelude: grid_3d
+//
 // The matmul family: C = alpha * op(A) * op(B) + beta * C, batched and strided.
 //
 // A(m, k) lives at a[a_off + batch * a_bs + m * a_rs + k * a_cs], likewise B(k, n); C is
@@ -24,7 +26,7 @@ struct Params {
 struct Tile { batch: u32, m0: u32, n0: u32, valid: bool }
 
 fn tile_of(wid: vec3<u32>, tile_m: u32, tile_n: u32) -> Tile {
-    let linear = wid.x + p.groups_x * (wid.y + p.groups_y * wid.z);
+    let linear = group_index_3d(wid);
     let per_batch = p.tiles_m * p.tiles_n;
     var t: Tile;
     t.valid = linear < per_batch * p.batch;

@@ -1,3 +1,5 @@
+// prelude: grid, tree_sum3, svd_state
+//
 // Matrix statistics for the learning-dynamics metrics, and the OV-circuit construction.
 //
 // From the entries (taken from the SVD's working copy right after it is loaded: the entries
@@ -45,36 +47,19 @@ const T_HOYER: u32 = 9u;
 const T_MAXABS: u32 = 10u;
 const T_SUMSQ_SV: u32 = 11u;
 
-// Word of the SVD state holding e (i32 bits): the entries in `src` are a * 2^-e.
-const S_EXP: u32 = 4u;
+// The SVD state's word S_EXP (prelude/svd_state.wgsl) holds e (i32 bits): the entries in
+// `src` are a * 2^-e.
 
 const WG: u32 = 256u;
 const BLOCK: u32 = 2048u;    // keys sorted per workgroup in sort_local
 const CHUNK: u32 = 4096u;    // keys summed per workgroup in stats_reduce
 
 var<workgroup> block: array<f32, BLOCK>;
-var<workgroup> r1: array<f32, WG>;
-var<workgroup> r2: array<f32, WG>;
-var<workgroup> r3: array<f32, WG>;
-
-fn group_index(wid: vec3<u32>) -> u32 {
-    return wid.x + p.groups_x * wid.y;
-}
-
-fn tree_sum3(lane: u32) {
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lane < s) {
-            r1[lane] += r1[lane + s];
-            r2[lane] += r2[lane + s];
-            r3[lane] += r3[lane + s];
-        }
-        workgroupBarrier();
-    }
-}
+// red_a, red_b, red_c and tree_sum3 (fixed-order sums into element 0) come from the prelude.
 
 @compute @workgroup_size(256)
 fn stats_fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-    let i = group_index(wid) * WG + lane;
+    let i = element_index(wid, lane);
     if (i >= p.padded) {
         return;
     }
@@ -130,7 +115,7 @@ fn sort_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 
 @compute @workgroup_size(256)
 fn sort_global(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-    let q = group_index(wid) * WG + lane;
+    let q = element_index(wid, lane);
     if (q >= p.padded / 2u) {
         return;
     }
@@ -166,15 +151,15 @@ fn stats_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         s2 += x * x;
         sg += weight * x;
     }
-    r1[lane] = s1;
-    r2[lane] = s2;
-    r3[lane] = sg;
+    red_a[lane] = s1;
+    red_b[lane] = s2;
+    red_c[lane] = sg;
     workgroupBarrier();
     tree_sum3(lane);
     if (lane == 0u) {
-        partials[3u * g] = r1[0];
-        partials[3u * g + 1u] = r2[0];
-        partials[3u * g + 2u] = r3[0];
+        partials[3u * g] = red_a[0];
+        partials[3u * g + 1u] = red_b[0];
+        partials[3u * g + 2u] = red_c[0];
     }
 }
 
@@ -188,22 +173,22 @@ fn stats_finalize(@builtin(local_invocation_index) lane: u32) {
         s2 += partials[3u * g + 1u];
         sg += partials[3u * g + 2u];
     }
-    r1[lane] = s1;
-    r2[lane] = s2;
-    r3[lane] = sg;
+    red_a[lane] = s1;
+    red_b[lane] = s2;
+    red_c[lane] = sg;
     workgroupBarrier();
     tree_sum3(lane);
     if (lane == 0u) {
         let e = bitcast<i32>(state[S_EXP]);
-        let l1 = r1[0];
-        let l2 = sqrt(r2[0]);
+        let l1 = red_a[0];
+        let l2 = sqrt(red_b[0]);
         stats[T_FRO] = ldexp(l2, e);
         stats[T_L1] = ldexp(l1, e);
         stats[T_MAXABS] = ldexp(keys[p.padded - 1u], e);
         var gini = 0.0;
         var hoyer = 0.0;
         if (l1 > 0.0) {
-            gini = r3[0] / l1;
+            gini = red_c[0] / l1;
             let rn = sqrt(f32(p.n));
             if (p.n > 1u) {
                 hoyer = (rn - l1 / l2) / (rn - 1.0);
@@ -231,22 +216,22 @@ fn stats_singular(@builtin(local_invocation_index) lane: u32) {
         hi = max(hi, s);
         lo = min(lo, s);
     }
-    r1[lane] = sum;
-    r2[lane] = sq;
-    r3[lane] = 0.0;
+    red_a[lane] = sum;
+    red_b[lane] = sq;
+    red_c[lane] = 0.0;
     block[lane] = hi;
     block[WG + lane] = lo;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s >>= 1u) {
         if (lane < s) {
-            r1[lane] += r1[lane + s];
-            r2[lane] += r2[lane + s];
+            red_a[lane] += red_a[lane + s];
+            red_b[lane] += red_b[lane + s];
             block[lane] = max(block[lane], block[lane + s]);
             block[WG + lane] = min(block[WG + lane], block[WG + lane + s]);
         }
         workgroupBarrier();
     }
-    let total = r1[0];
+    let total = red_a[0];
     let smax = block[0];
     let smin = block[WG];
     workgroupBarrier();
@@ -260,16 +245,16 @@ fn stats_singular(@builtin(local_invocation_index) lane: u32) {
             }
         }
     }
-    r3[lane] = h;
+    red_c[lane] = h;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s >>= 1u) {
         if (lane < s) {
-            r3[lane] += r3[lane + s];
+            red_c[lane] += red_c[lane + s];
         }
         workgroupBarrier();
     }
     if (lane == 0u) {
-        let entropy = r3[0];
+        let entropy = red_c[0];
         stats[T_NUCLEAR] = total;
         stats[T_SPECTRAL] = smax;
         stats[T_MIN] = smin;
@@ -280,7 +265,7 @@ fn stats_singular(@builtin(local_invocation_index) lane: u32) {
             cond = smax / smin;
         }
         stats[T_COND] = cond;
-        stats[T_SUMSQ_SV] = r2[0];
+        stats[T_SUMSQ_SV] = red_b[0];
     }
 }
 

@@ -1,3 +1,5 @@
+// prelude: grid, workgroup_sum
+//
 // RMSNorm over rows of length d: y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps).
 // Forward saves rstd per row for the backward. Reductions run in a fixed tree order, so
 // results are bitwise reproducible on a given adapter.
@@ -11,26 +13,10 @@ struct Params { rows: u32, d: u32, eps: f32, groups_x: u32 }
 @group(0) @binding(4) var<storage, read_write> rstd: array<f32>;
 
 const WG: u32 = 64u;
-var<workgroup> partial: array<f32, WG>;
-
-// Sum of `v` over the workgroup, in a fixed order; every lane gets the result.
-fn workgroup_sum(lane: u32, v: f32) -> f32 {
-    partial[lane] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lane < s) {
-            partial[lane] += partial[lane + s];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
 
 @compute @workgroup_size(64)
 fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row = wid.x + wid.y * p.groups_x;
+    let row = group_index(wid);
     if (row >= p.rows) {
         return;
     }
@@ -55,7 +41,7 @@ fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
 
 @compute @workgroup_size(64)
 fn rmsnorm_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row = wid.x + wid.y * p.groups_x;
+    let row = group_index(wid);
     if (row >= p.rows) {
         return;
     }

@@ -1,3 +1,5 @@
+// prelude: grid
+//
 // Rotary position embedding with interleaved pairs: for each head vector, pair i = (2i, 2i+1)
 // at position t is rotated by angle t * theta^(-2i / head_dim). The cos/sin table [T, hd/2]
 // is computed on the host in f64 (accurate for long sequences, identical on every adapter).
@@ -10,10 +12,12 @@ struct Params { n_pairs: u32, seq: u32, heads: u32, half: u32, sign: f32, groups
 @group(0) @binding(2) var<storage, read> cos_sin: array<f32>; // [T][half][2]
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
+const WG: u32 = 256u; // lanes per workgroup, as in @workgroup_size(256)
+
 @compute @workgroup_size(256)
 fn rope_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     // One lane per pair of x laid out [B, T, heads, half, 2].
-    let i = (wid.x + wid.y * p.groups_x) * 256u + lid.x;
+    let i = element_index(wid, lid.x);
     if (i >= p.n_pairs) {
         return;
     }

@@ -1,3 +1,5 @@
+// prelude: grid, tree_sum3, svd_state
+//
 // Singular values by one-sided Jacobi (Hestenes), f32 storage, everything on the device.
 //
 // The matrix A (rows x cols, row-major, possibly stored in pieces of whole rows) is copied,
@@ -36,40 +38,13 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> off: array<f32>;
 @group(0) @binding(5) var<storage, read_write> sv: array<f32>;
 
-// Words of `state`.
-const S_ABSMAX: u32 = 0u;    // max |a| as f32 bits (atomicMax over the pieces)
-const S_DONE: u32 = 1u;      // 1 once converged (or nothing to do)
-const S_SWEEPS: u32 = 2u;    // sweeps run before convergence (the converging sweep included)
-const S_OFF: u32 = 3u;       // f32 bits: largest cosine met in the last sweep run
-const S_EXP: u32 = 4u;       // i32 bits: e with w = a * 2^-e
-const S_ROT_LAST: u32 = 5u;  // rotations applied in the last sweep run
-const S_ROT_CUR: u32 = 6u;   // rotations applied so far in the current sweep
-const S_NONFINITE: u32 = 7u; // 1 when A holds an infinity or a NaN
-const S_WORDS: u32 = 16u;
+// The words of `state` (S_EXP, S_DONE, ...) are in prelude/svd_state.wgsl.
 
 const WG: u32 = 256u;
-var<workgroup> red_a: array<f32, WG>;
-var<workgroup> red_b: array<f32, WG>;
-var<workgroup> red_c: array<f32, WG>;
+// red_a, red_b, red_c and tree_sum3 (fixed-order sums into element 0) come from the prelude.
 var<workgroup> red_u: array<u32, WG>;
 var<workgroup> flag: u32;
 var<workgroup> tile: array<array<f32, 17>, 16>;
-
-fn group_index(wid: vec3<u32>) -> u32 {
-    return wid.x + p.groups_x * wid.y;
-}
-
-// Fixed-order tree sums of red_a / red_b / red_c into element 0 (all lanes call it).
-fn tree_sum3(lane: u32) {
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lane < s) {
-            red_a[lane] += red_a[lane + s];
-            red_b[lane] += red_b[lane + s];
-            red_c[lane] += red_c[lane + s];
-        }
-        workgroupBarrier();
-    }
-}
 
 fn scale_exp() -> i32 {
     return bitcast<i32>(atomicLoad(&state[S_EXP]));

@@ -1,3 +1,5 @@
+// prelude: grid
+//
 // The elementwise part of SwiGLU: h = silu(g) * u, with g = x W_0^T and u = x W_1^T computed
 // by the matmul. Backward: dg = dh * u * silu'(g), du = dh * silu(g), where
 // silu'(g) = sigmoid(g) * (1 + g * (1 - sigmoid(g))).
@@ -15,13 +17,11 @@ fn sigmoid(v: f32) -> f32 {
     return 1.0 / (1.0 + exp(-v));
 }
 
-fn index(wid: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.x + wid.y * p.groups_x) * 256u + lid.x;
-}
+const WG: u32 = 256u; // lanes per workgroup, as in @workgroup_size(256)
 
 @compute @workgroup_size(256)
 fn swiglu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = index(wid, lid);
+    let i = element_index(wid, lid.x);
     if (i < p.n) {
         h_or_dg[i] = g[i] * sigmoid(g[i]) * u[i];
     }
@@ -29,7 +29,7 @@ fn swiglu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
 
 @compute @workgroup_size(256)
 fn swiglu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = index(wid, lid);
+    let i = element_index(wid, lid.x);
     if (i < p.n) {
         let s = sigmoid(g[i]);
         h_or_dg[i] = dh[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));

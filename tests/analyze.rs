@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use wgtrain::metrics::log::{read_log, series};
@@ -30,23 +29,12 @@ fn per_and_condition(rows: usize, cols: usize, data: &[f64]) -> (f64, f64) {
 #[test]
 fn analyze_agrees_with_an_f64_cpu_svd() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pico_tiny_shape");
-    let out = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
-        .args([
-            "analyze",
-            "--json",
-            "--backend",
-            common::backend().name(),
-            "--checkpoint",
-        ])
+    let stdout = common::wgtrain(["analyze", "--json"])
+        .test_backend()
+        .arg("--checkpoint")
         .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .run_ok();
+    let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -172,20 +160,13 @@ fn training_logs_dynamics_and_plot_overlays_runs() {
     );
     assert!(up(&plain) > up(&relora));
     let out = plain.with_extension("plots");
-    let status = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
-        .args(["plot", "--log"])
+    common::wgtrain(["plot", "--log"])
         .arg(&plain)
         .arg("--log")
         .arg(&relora)
         .arg("--out")
         .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+        .run_ok();
     let svg =
         std::fs::read_to_string(out.join("dynamics_layers.0.swiglu.w_2.weight_update_per.svg"))
             .unwrap();

@@ -114,21 +114,11 @@ fn plain_training_learns_and_exports_a_checkpoint_the_cli_reads() {
 fn check_cli_reads(ckpt: &Path, scratch: &Path, text: &str) {
     let text_path: PathBuf = scratch.join("heldout.txt");
     std::fs::write(&text_path, text).unwrap();
-    let bin = env!("CARGO_BIN_EXE_wgtrain");
-    let eval = Command::new(bin)
-        .arg("eval")
-        .arg("--checkpoint")
+    let out = common::wgtrain(["eval", "--checkpoint"])
         .arg(ckpt)
         .arg("--text")
         .arg(&text_path)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&eval.stdout);
-    assert!(
-        eval.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&eval.stderr)
-    );
+        .run_ok();
     let ppl: f64 = out
         .lines()
         .find_map(|l| l.split("perplexity").nth(1))
@@ -142,24 +132,16 @@ fn check_cli_reads(ckpt: &Path, scratch: &Path, text: &str) {
         .unwrap_or_else(|| panic!("no perplexity in {out}"));
     // Trained bytes are far better than the uniform 320.
     assert!(ppl > 1.0 && ppl < 40.0, "perplexity {ppl}: {out}");
-    let gen = Command::new(bin)
-        .args([
-            "generate",
-            "--prompt",
-            "KING:",
-            "--max-new-tokens",
-            "30",
-            "--checkpoint",
-        ])
-        .arg(ckpt)
-        .output()
-        .unwrap();
-    assert!(
-        gen.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gen.stderr)
-    );
-    let said = String::from_utf8_lossy(&gen.stdout);
+    let said = common::wgtrain([
+        "generate",
+        "--prompt",
+        "KING:",
+        "--max-new-tokens",
+        "30",
+        "--checkpoint",
+    ])
+    .arg(ckpt)
+    .run_ok();
     assert!(said.trim().len() > "KING:".len(), "generated {said:?}");
 }
 

@@ -3,20 +3,12 @@
 
 mod common;
 
-use std::process::Command;
+use common::CliOutput;
 use wgtrain::{Backend, Error, Gpu, GpuOptions};
 
 fn wgtrain(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let CliOutput { ok, stdout, stderr } = common::wgtrain(args).envs(env).run();
+    (ok, stdout, stderr)
 }
 
 #[test]

@@ -343,7 +343,7 @@ fn attention_of_an_empty_sequence_records_nothing() {
 /// point (the whole module counts, as the block sizes for any head_dim <= 128 use them all).
 #[test]
 fn attention_workgroup_memory_fits_webgpu_minimum() {
-    let src = include_str!("../shaders/attention.wgsl");
+    let src = wgtrain::gpu::shaders::ATTENTION.code; // with its prelude, as the device gets it
     let module = naga::front::wgsl::parse_str(src).unwrap();
     let mut layouter = naga::proc::Layouter::default();
     layouter.update(module.to_ctx()).unwrap();

@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use wgtrain::model::checkpoint::{load, read_safetensors, HostTensor};
 use wgtrain::model::grads::{batch_tokens, compute};
 
@@ -91,25 +90,15 @@ fn wgtrain_grads_cli_reproduces_pytorch() {
     let dir = fixture("pico_mini");
     let out =
         std::env::temp_dir().join(format!("wgtrain-grads-{}.safetensors", std::process::id()));
-    let status = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
-        .args([
-            "grads",
-            "--backend",
-            common::backend().name(),
-            "--checkpoint",
-        ])
+    common::wgtrain(["grads"])
+        .test_backend()
+        .arg("--checkpoint")
         .arg(&dir)
         .arg("--batch")
         .arg(dir.join("batch.safetensors"))
         .arg("--out")
         .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+        .run_ok();
     let got = read_safetensors(&out).unwrap();
     let want = read_safetensors(&dir.join("expected.safetensors")).unwrap();
     std::fs::remove_file(&out).ok();

@@ -345,18 +345,11 @@ fn the_studys_relora_configs_load() {
 fn export_merge_gives_a_plain_checkpoint_with_the_same_function() {
     let gpu = common::gpu();
     let out = temp("export");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_wgtrain"))
-        .args(["export", "--merge", "--checkpoint"])
+    common::wgtrain(["export", "--merge", "--checkpoint"])
         .arg(fixture())
         .arg("--out")
         .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+        .run_ok();
     let plain = load(&out).unwrap();
     assert!(plain.config.relora.is_none());
     assert!(!plain.tensors.keys().any(|k| k.contains("_lora")));
@@ -375,14 +368,12 @@ fn export_merge_gives_a_plain_checkpoint_with_the_same_function() {
     let b = logits(&gpu, &plan(&gpu, &plain));
     common::assert_close(&b, &a, 1e-4, 1e-4, "logits of the exported model");
     // A plain checkpoint has nothing to merge.
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_wgtrain"))
-        .args(["export", "--merge", "--checkpoint"])
+    let again = common::wgtrain(["export", "--merge", "--checkpoint"])
         .arg(&out)
         .arg("--out")
         .arg(out.with_extension("again"))
-        .output()
-        .unwrap();
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("not a ReLoRA checkpoint"));
+        .run();
+    assert!(!again.ok);
+    assert!(again.stderr.contains("not a ReLoRA checkpoint"));
     std::fs::remove_dir_all(&out).ok();
 }

@@ -1,14 +1,21 @@
-//! Every WGSL file in `shaders/` parses, validates, and translates with naga to SPIR-V (Vulkan),
-//! MSL (Metal), HLSL (DX12) and GLSL (GL): the evidence on a machine without those GPUs that
-//! the kernels will compile there. Also checks the library embeds every file.
+//! Every shader the library embeds, as the device gets it (its file in `shaders/` with the
+//! `shaders/prelude/` snippets it names appended), parses, validates, and translates with naga
+//! to SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and GLSL (GL): the evidence on a machine
+//! without those GPUs that the kernels will compile there. Also checks the library embeds
+//! every file, and composes each shader from the snippets its `// prelude:` line names.
 
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use wgtrain::gpu::shaders::{ShaderSource, ALL};
 
-fn shader_files() -> Vec<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+fn shaders_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders")
+}
+
+/// The `.wgsl` files directly in `dir`, sorted.
+fn wgsl_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
@@ -17,13 +24,34 @@ fn shader_files() -> Vec<std::path::PathBuf> {
     files
 }
 
-fn translate(path: &Path) -> Result<usize, String> {
-    let src = std::fs::read_to_string(path).unwrap();
-    let module = naga::front::wgsl::parse_str(&src).map_err(|e| e.emit_to_string(&src))?;
+fn shader_files() -> Vec<PathBuf> {
+    wgsl_files(&shaders_dir())
+}
+
+fn prelude_files() -> Vec<PathBuf> {
+    wgsl_files(&shaders_dir().join("prelude"))
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name().unwrap().to_str().unwrap()
+}
+
+/// The snippets a shader's first line names: `// prelude: grid, tree_sum3`.
+fn prelude_line(code: &str) -> Vec<&str> {
+    let first = code.lines().next().unwrap_or("");
+    first
+        .strip_prefix("// prelude:")
+        .map_or(Vec::new(), |names| {
+            names.split(',').map(str::trim).collect()
+        })
+}
+
+fn translate(src: &str) -> Result<usize, String> {
+    let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
     // The portable baseline: no optional capabilities, as WebGPU guarantees.
     let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
         .validate(&module)
-        .map_err(|e| e.emit_to_string(&src))?;
+        .map_err(|e| e.emit_to_string(src))?;
     spv::write_vec(&module, &info, &spv::Options::default(), None)
         .map_err(|e| format!("SPIR-V: {e}"))?;
     let mut entries = 0;
@@ -74,14 +102,13 @@ fn translate(path: &Path) -> Result<usize, String> {
 
 #[test]
 fn every_shader_translates_to_every_backend_language() {
-    let files = shader_files();
-    assert!(!files.is_empty());
+    assert!(!ALL.is_empty());
     let mut failures = Vec::new();
-    for f in &files {
-        match translate(f) {
-            Ok(0) => failures.push(format!("{}: no compute entry point", f.display())),
+    for shader in ALL {
+        match translate(shader.code) {
+            Ok(0) => failures.push(format!("{}: no compute entry point", shader.file)),
             Ok(_) => {}
-            Err(e) => failures.push(format!("{}: {e}", f.display())),
+            Err(e) => failures.push(format!("{} (with its prelude): {e}", shader.file)),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -89,9 +116,9 @@ fn every_shader_translates_to_every_backend_language() {
 
 #[test]
 fn the_library_embeds_every_shader_file() {
-    let embedded: Vec<&str> = wgtrain::gpu::shaders::ALL.iter().map(|s| s.file).collect();
+    let embedded: Vec<&str> = ALL.iter().map(|s| s.file).collect();
     for f in shader_files() {
-        let name = f.file_name().unwrap().to_str().unwrap();
+        let name = file_name(&f);
         assert!(
             embedded.contains(&name),
             "{name} is not listed in src/gpu/shaders.rs"
@@ -100,13 +127,50 @@ fn the_library_embeds_every_shader_file() {
     assert_eq!(embedded.len(), shader_files().len());
 }
 
+/// Each shader's registry entry names the snippets its `// prelude:` line names, and what the
+/// device compiles is the file followed by those snippets; every snippet is used somewhere.
+#[test]
+fn each_shader_gets_the_prelude_its_first_line_names() {
+    let snippet = |name: &str| -> String {
+        let path = shaders_dir().join("prelude").join(format!("{name}.wgsl"));
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("prelude snippet {}: {e}", path.display()))
+    };
+    for shader in ALL {
+        let ShaderSource {
+            file,
+            prelude,
+            code,
+        } = shader;
+        let text = std::fs::read_to_string(shaders_dir().join(file)).unwrap();
+        assert_eq!(
+            &prelude_line(&text),
+            prelude,
+            "{file}: its `// prelude:` line and its entry in src/gpu/shaders.rs differ"
+        );
+        let mut composed = text;
+        for name in *prelude {
+            composed.push('\n');
+            composed.push_str(&snippet(name));
+        }
+        assert!(*code == composed, "{file}: the embedded source is stale");
+    }
+    for f in prelude_files() {
+        let name = file_name(&f).trim_end_matches(".wgsl");
+        assert!(
+            ALL.iter().any(|s| s.prelude.contains(&name)),
+            "prelude/{name}.wgsl is named by no shader"
+        );
+    }
+}
+
 /// Float literals a browser accepts: Chrome's WGSL compiler (Tint) rejects a literal that
 /// rounds past f32's range, e.g. `-3.40282347e38`, which naga quietly accepts. Scan every
 /// decimal literal with a fraction or exponent and check it fits.
 #[test]
 fn float_literals_fit_in_f32() {
     let mut bad = Vec::new();
-    for path in shader_files() {
+    for path in shader_files().into_iter().chain(prelude_files()) {
         let code = std::fs::read_to_string(&path).unwrap();
         for (n, line) in code.lines().enumerate() {
             let line = line.split("//").next().unwrap_or("");

@@ -133,29 +133,16 @@ fn resume_is_bitwise_identical_to_an_uninterrupted_run() {
 #[test]
 fn cli_trains_then_eval_prints_perplexity_and_blimp() {
     let run = temp("cli");
-    let bin = env!("CARGO_BIN_EXE_wgtrain");
     let config = run.with_extension("yaml");
     std::fs::create_dir_all(&run).unwrap();
     std::fs::write(&config, small_run_yaml(&book(), 6, "")).unwrap();
-    let out = Command::new(bin)
-        .args([
-            "train",
-            "--quiet",
-            "--backend",
-            common::backend().name(),
-            "--config",
-        ])
+    let stdout = common::wgtrain(["train", "--quiet"])
+        .test_backend()
+        .arg("--config")
         .arg(&config)
         .arg("--run-dir")
         .arg(&run)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .run_ok();
     assert!(stdout.contains("trained 6 steps"), "{stdout}");
     for f in [
         "metrics.jsonl",
@@ -174,54 +161,34 @@ fn cli_trains_then_eval_prints_perplexity_and_blimp() {
         .collect();
     let text_file = run.join("wiki.txt");
     std::fs::write(&text_file, text).unwrap();
-    let out = Command::new(bin)
-        .args([
-            "eval",
-            "--backend",
-            common::backend().name(),
-            "--checkpoint",
-        ])
+    let stdout = common::wgtrain(["eval"])
+        .test_backend()
+        .arg("--checkpoint")
         .arg(&ckpt)
         .arg("--text")
         .arg(&text_file)
         .arg("--blimp")
         .arg(shared("blimp"))
         .args(["--blimp-limit", "2", "--seq", "32"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .run_ok();
     assert!(stdout.contains("perplexity"), "{stdout}");
     assert!(stdout.contains("anaphor_gender_agreement"), "{stdout}");
     assert!(stdout.contains("mean of 67 paradigms"), "{stdout}");
     // Sampling from the trained checkpoint: deterministic for a seed, and real text.
     let generate = |seed: &str| {
-        let out = Command::new(bin)
+        common::wgtrain(["generate"])
+            .test_backend()
             .args([
-                "generate",
-                "--backend",
-                common::backend().name(),
                 "--prompt",
                 "Alice was",
                 "--max-new-tokens",
                 "12",
                 "--seed",
                 seed,
-                "--checkpoint",
             ])
+            .arg("--checkpoint")
             .arg(&ckpt)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .run_ok()
     };
     let (a, b) = (generate("1"), generate("1"));
     assert_eq!(a, b, "same seed, same text");
@@ -316,21 +283,13 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
     std::fs::create_dir_all(&run).unwrap();
     let config = run.join("config.yaml");
     std::fs::write(&config, small_run_yaml(&book(), 100_000, "")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_wgtrain"))
-        .args([
-            "train",
-            "--quiet",
-            "--backend",
-            common::backend().name(),
-            "--config",
-        ])
+    let child = common::wgtrain(["train", "--quiet"])
+        .test_backend()
+        .arg("--config")
         .arg(&config)
         .arg("--run-dir")
         .arg(&run)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     // Wait until a few steps are logged, then interrupt as a terminal's Ctrl-C would.
     let log = run.join("metrics.jsonl");
     let t0 = std::time::Instant::now();
@@ -343,13 +302,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
         .status()
         .unwrap();
     assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::CliOutput::from(child.wait_with_output().unwrap()).assert_ok();
     assert!(
         stdout.contains("resume with: wgtrain train --resume"),
         "{stdout}"

@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wgtrain::gpu::{list_adapters, Backend};
+use wgtrain::metrics::plot::plot_logs;
+use wgtrain::model::decoder::Decoder;
 use wgtrain::model::{checkpoint, grads};
 use wgtrain::{Gpu, GpuOptions};
 
@@ -178,10 +180,7 @@ fn train(args: TrainArgs) -> wgtrain::Result<()> {
     if let Some(n) = args.steps {
         overrides.push(format!("training.max_steps={n}"));
     }
-    let gpu = Gpu::new_blocking(GpuOptions {
-        backend: args.backend.parse()?,
-        ..Default::default()
-    })?;
+    let gpu = open_gpu(&args.backend)?;
     let mut t = match &args.resume {
         Some(dir) => {
             let ckpt = trainer::latest_checkpoint(dir);
@@ -256,62 +255,33 @@ fn train(args: TrainArgs) -> wgtrain::Result<()> {
     Ok(())
 }
 
+/// The adapter for a `--backend` argument (vulkan, metal, dx12, gl, webgpu or auto).
+fn open_gpu(backend: &str) -> wgtrain::Result<Gpu> {
+    Gpu::new_blocking(GpuOptions {
+        backend: backend.parse()?,
+        ..Default::default()
+    })
+}
+
+/// A decoder for evaluation (no dropout, no backward) of `batch` sequences of `seq` tokens
+/// holding the checkpoint's weights.
+fn load_decoder(
+    gpu: &Gpu,
+    ckpt: &checkpoint::Checkpoint,
+    batch: usize,
+    seq: usize,
+) -> wgtrain::Result<Decoder> {
+    let model = Decoder::for_inference(gpu, &ckpt.config, batch, seq)?;
+    model.load_params(gpu, |n| ckpt.tensors.get(n).map(|t| t.data.as_slice()))?;
+    Ok(model)
+}
+
 /// A value for `--set KEY=VALUE` that YAML reads back as this exact string.
 fn yaml_string(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
-fn plot_logs(logs: &[PathBuf], out: &std::path::Path) -> wgtrain::Result<Vec<PathBuf>> {
-    use wgtrain::metrics::{log, plot};
-    std::fs::create_dir_all(out)
-        .map_err(|e| wgtrain::Error::Invalid(format!("{}: {e}", out.display())))?;
-    let mut runs = Vec::new();
-    for l in logs {
-        let path = if l.is_dir() {
-            l.join("metrics.jsonl")
-        } else {
-            l.clone()
-        };
-        let label = path.parent().and_then(|p| p.file_name()).map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        runs.push((label, log::read_log(&path)?));
-    }
-    let mut keys: Vec<String> = runs
-        .iter()
-        .flat_map(|(_, recs)| recs.iter().flat_map(|r| r.keys().cloned()))
-        .filter(|k| k != "step")
-        .collect();
-    keys.sort();
-    keys.dedup();
-    let mut written = Vec::new();
-    for key in keys {
-        let series: Vec<plot::Series> = runs
-            .iter()
-            .map(|(label, recs)| plot::Series {
-                label: if runs.len() > 1 {
-                    label.clone()
-                } else {
-                    String::new()
-                },
-                points: log::series(recs, &key),
-            })
-            .filter(|s| !s.points.is_empty())
-            .collect();
-        if series.is_empty() {
-            continue;
-        }
-        let file = out.join(format!("{}.svg", key.replace('/', "_")));
-        let log_y = key.contains("perplexity") || key.contains("condition");
-        plot::line_plot(&file, &key, &key, &series, log_y)?;
-        written.push(file);
-    }
-    Ok(written)
-}
-
 fn eval(args: EvalArgs) -> wgtrain::Result<()> {
-    use wgtrain::model::decoder::Decoder;
     use wgtrain::train::tokenizer::Tokenizer;
     if args.text.is_empty() && args.blimp.is_none() {
         return Err(wgtrain::Error::Invalid(
@@ -336,13 +306,9 @@ fn eval(args: EvalArgs) -> wgtrain::Result<()> {
             ckpt.config.vocab_size
         )));
     }
-    let gpu = Gpu::new_blocking(GpuOptions {
-        backend: args.backend.parse()?,
-        ..Default::default()
-    })?;
+    let gpu = open_gpu(&args.backend)?;
     let seq = args.seq.unwrap_or(ckpt.config.max_seq_len.min(512));
-    let model = Decoder::for_inference(&gpu, &ckpt.config, args.batch, seq)?;
-    model.load_params(&gpu, |n| ckpt.tensors.get(n).map(|t| t.data.as_slice()))?;
+    let model = load_decoder(&gpu, &ckpt, args.batch, seq)?;
     println!(
         "checkpoint {} on {}",
         args.checkpoint.display(),
@@ -448,14 +414,9 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
                     "{e} (pass --tokenizer PATH if the checkpoint has none)"
                 ))
             })?;
-            let gpu = Gpu::new_blocking(GpuOptions {
-                backend: backend.parse()?,
-                ..Default::default()
-            })?;
+            let gpu = open_gpu(&backend)?;
             let seq = seq.unwrap_or(ckpt.config.max_seq_len.min(256));
-            let model =
-                wgtrain::model::decoder::Decoder::for_inference(&gpu, &ckpt.config, 1, seq)?;
-            model.load_params(&gpu, |n| ckpt.tensors.get(n).map(|t| t.data.as_slice()))?;
+            let model = load_decoder(&gpu, &ckpt, 1, seq)?;
             let eos = tok.eos_id();
             // The end-of-text token stands in for the beginning of the sequence, as in training.
             let mut ids: Vec<u32> = eos.into_iter().collect();
@@ -482,10 +443,7 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
             backend,
         } => {
             let ckpt = checkpoint::load(&checkpoint)?;
-            let gpu = Gpu::new_blocking(GpuOptions {
-                backend: backend.parse()?,
-                ..Default::default()
-            })?;
+            let gpu = open_gpu(&backend)?;
             let pick = (!matrices.is_empty()).then_some(matrices.as_slice());
             let results = wgtrain::metrics::dynamics::analyze_checkpoint(&gpu, &ckpt, pick)?;
             if !json {
@@ -564,10 +522,7 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
             let ckpt = checkpoint::load(&checkpoint)?;
             let (b, t, tokens) =
                 grads::batch_tokens(&checkpoint::read_safetensors(&batch)?, &batch)?;
-            let gpu = Gpu::new_blocking(GpuOptions {
-                backend: backend.parse()?,
-                ..Default::default()
-            })?;
+            let gpu = open_gpu(&backend)?;
             let result = pollster::block_on(grads::compute(&gpu, &ckpt, b, t, &tokens))?;
             grads::write_output(&out, &result)?;
             println!(

@@ -1,33 +1,56 @@
 //! The WGSL sources, compiled into the binary. Every file in `shaders/` is listed here.
+//!
+//! WGSL has no `#include`, so code several shaders share lives once in `shaders/prelude/`
+//! (`grid.wgsl`, `workgroup_sum.wgsl`, ...). A shader that uses snippets names them on its
+//! first line, `// prelude: grid, tree_sum3`, and its entry below names the same ones;
+//! `tests/shaders.rs` checks that the two agree. The source a pipeline compiles
+//! ([`ShaderSource::code`]) is put together at compile time: the shader file first (so line
+//! numbers in compiler errors are the file's own), then each snippet in the order named.
+//! WGSL declarations may come in any order, so snippets can use the shader's `p` and `WG`.
 
 pub struct ShaderSource {
+    /// The file in `shaders/`, e.g. `"svd.wgsl"` (also the pipeline cache key and label).
     pub file: &'static str,
+    /// The snippets of `shaders/prelude/` appended to the file, e.g. `["grid"]`.
+    pub prelude: &'static [&'static str],
+    /// What the device compiles: the file, then its prelude snippets.
     pub code: &'static str,
 }
 
 macro_rules! shader {
-    ($name:ident, $file:literal) => {
+    ($name:ident, $file:literal $(, prelude: [$($snippet:literal),+])?) => {
         pub const $name: ShaderSource = ShaderSource {
             file: $file,
-            code: include_str!(concat!("../../shaders/", $file)),
+            prelude: &[$($($snippet),+)?],
+            code: concat!(
+                include_str!(concat!("../../shaders/", $file)),
+                $($(
+                    "\n",
+                    include_str!(concat!("../../shaders/prelude/", $snippet, ".wgsl")),
+                )+)?
+            ),
         };
     };
 }
 
-shader!(CROSS_ENTROPY, "cross_entropy.wgsl");
-shader!(ELEMENTWISE, "elementwise.wgsl");
-shader!(EMBEDDING, "embedding.wgsl");
-shader!(ADAMW, "adamw.wgsl");
-shader!(ATTENTION, "attention.wgsl");
-shader!(MATMUL, "matmul.wgsl");
+shader!(CROSS_ENTROPY, "cross_entropy.wgsl", prelude: ["grid"]);
+shader!(ELEMENTWISE, "elementwise.wgsl", prelude: ["grid"]);
+shader!(EMBEDDING, "embedding.wgsl", prelude: ["grid"]);
+shader!(ADAMW, "adamw.wgsl", prelude: ["grid_3d", "workgroup_sum"]);
+shader!(ATTENTION, "attention.wgsl", prelude: ["grid"]);
+shader!(MATMUL, "matmul.wgsl", prelude: ["grid_3d"]);
 shader!(MATMUL_BASELINE, "matmul_baseline.wgsl");
-shader!(REDUCE, "reduce.wgsl");
-shader!(RMSNORM, "rmsnorm.wgsl");
-shader!(ROPE, "rope.wgsl");
-shader!(SWIGLU, "swiglu.wgsl");
-shader!(SVD, "svd.wgsl");
-shader!(MATRIX_STATS, "matrix_stats.wgsl");
-shader!(LORA, "lora.wgsl");
+shader!(REDUCE, "reduce.wgsl", prelude: ["workgroup_sum"]);
+shader!(RMSNORM, "rmsnorm.wgsl", prelude: ["grid", "workgroup_sum"]);
+shader!(ROPE, "rope.wgsl", prelude: ["grid"]);
+shader!(SWIGLU, "swiglu.wgsl", prelude: ["grid"]);
+shader!(SVD, "svd.wgsl", prelude: ["grid", "tree_sum3", "svd_state"]);
+shader!(
+    MATRIX_STATS,
+    "matrix_stats.wgsl",
+    prelude: ["grid", "tree_sum3", "svd_state"]
+);
+shader!(LORA, "lora.wgsl", prelude: ["grid"]);
 
 pub const ALL: &[&ShaderSource] = &[
     &ADAMW,

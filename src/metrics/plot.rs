@@ -2,8 +2,9 @@
 //! to install). One figure per metric; several runs overlay in one figure.
 
 use crate::error::{Error, Result};
+use crate::metrics::log;
 use plotters::prelude::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One labelled line.
 pub struct Series {
@@ -102,4 +103,55 @@ pub fn line_plot(
     }
     root.present().map_err(|e| err(e.to_string()))?;
     Ok(())
+}
+
+/// Plot every metric of the metrics logs `logs` (`metrics.jsonl` files, or run directories
+/// holding one) into `out` (created), one `KEY.svg` per metric key (`/` becomes `_`), and
+/// return the files written. With several logs, each figure overlays the runs, labelled by
+/// their directory's name. Perplexities and condition numbers get a log scale.
+pub fn plot_logs(logs: &[PathBuf], out: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out).map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;
+    let mut runs = Vec::new();
+    for l in logs {
+        let path = if l.is_dir() {
+            l.join("metrics.jsonl")
+        } else {
+            l.clone()
+        };
+        let label = path.parent().and_then(|p| p.file_name()).map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        runs.push((label, log::read_log(&path)?));
+    }
+    let mut keys: Vec<String> = runs
+        .iter()
+        .flat_map(|(_, recs)| recs.iter().flat_map(|r| r.keys().cloned()))
+        .filter(|k| k != "step")
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut written = Vec::new();
+    for key in keys {
+        let series: Vec<Series> = runs
+            .iter()
+            .map(|(label, recs)| Series {
+                label: if runs.len() > 1 {
+                    label.clone()
+                } else {
+                    String::new()
+                },
+                points: log::series(recs, &key),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        if series.is_empty() {
+            continue;
+        }
+        let file = out.join(format!("{}.svg", key.replace('/', "_")));
+        let log_y = key.contains("perplexity") || key.contains("condition");
+        line_plot(&file, &key, &key, &series, log_y)?;
+        written.push(file);
+    }
+    Ok(written)
 }

@@ -1,6 +1,9 @@
-//! Shared helpers for the integration tests: the GPU they run on, seeded data, comparisons.
+//! Shared helpers for the integration tests: the GPU they run on, seeded data, comparisons,
+//! and running the `wgtrain` command line.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::process::{Child, Command, Output, Stdio};
 use wgtrain::{Backend, Gpu, GpuOptions};
 
 /// The backend tests run on: `WGTRAIN_TEST_BACKEND`, or whatever `auto` finds (lavapipe in CI).
@@ -62,5 +65,91 @@ pub fn copy_checkpoint(src: &std::path::Path, dst: &std::path::Path) {
     for f in std::fs::read_dir(src).unwrap() {
         let f = f.unwrap();
         std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
+    }
+}
+
+/// A `wgtrain` command line, run as a user would run it: the binary cargo built for the tests.
+pub struct Cli(Command);
+
+/// `wgtrain` with `args`; add more with [`Cli::arg`] and friends, then run it.
+pub fn wgtrain<I, S>(args: I) -> Cli
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wgtrain"));
+    command.args(args);
+    Cli(command)
+}
+
+/// What a finished `wgtrain` run printed, and whether it exited with success.
+pub struct CliOutput {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Cli {
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Cli {
+        self.0.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Cli
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.0.args(args);
+        self
+    }
+
+    /// `--backend NAME` for the backend the tests run on (see [`backend`]).
+    pub fn test_backend(self) -> Cli {
+        self.args(["--backend", backend().name()])
+    }
+
+    /// Set environment variables for this run only.
+    pub fn envs(mut self, vars: &[(&str, &str)]) -> Cli {
+        self.0.envs(vars.iter().copied());
+        self
+    }
+
+    /// Run to the end, capturing stdout and stderr.
+    pub fn run(mut self) -> CliOutput {
+        self.0.output().expect("wgtrain runs").into()
+    }
+
+    /// Run to the end and assert it succeeded (the failure shows what it printed); its stdout.
+    pub fn run_ok(self) -> String {
+        self.run().assert_ok()
+    }
+
+    /// Start it with stdout and stderr piped, for a test that acts while it runs; finish with
+    /// `CliOutput::from(child.wait_with_output().unwrap())`.
+    pub fn spawn(mut self) -> Child {
+        self.0
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wgtrain starts")
+    }
+}
+
+impl From<Output> for CliOutput {
+    fn from(out: Output) -> CliOutput {
+        CliOutput {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl CliOutput {
+    /// Assert the run succeeded (the failure shows its stdout and stderr); its stdout.
+    pub fn assert_ok(self) -> String {
+        assert!(self.ok, "wgtrain failed:\n{}{}", self.stdout, self.stderr);
+        self.stdout
     }
 }
