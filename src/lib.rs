@@ -1,8 +1,11 @@
 //! wgtrain: a portable GPU training runtime for pico-lm models, on wgpu and WGSL.
 //!
-//! The layers, bottom up: [`gpu`] owns the device, buffers and pipelines; [`ops`] records
-//! the WGSL kernels of each operation; [`reference`] holds plain-Rust CPU versions of every op,
-//! used as the ground truth in tests.
+//! The layers, bottom up: [`gpu`] owns the device, buffers and pipelines; [`formulas`] holds
+//! what the GPU ops and their CPU reference share; [`ops`] records the WGSL kernels of each
+//! operation; [`reference`] holds plain-Rust CPU versions of every op, used as the ground
+//! truth in tests; [`model`] plans the pico-decoder as a program of dispatches; [`train`],
+//! [`eval`] and [`metrics`] train it, score it and measure its learning dynamics; [`demo`] is
+//! the browser demo's session. `docs/architecture.md` has the map and the data path.
 
 pub mod demo;
 pub mod error;
