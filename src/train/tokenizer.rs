@@ -2,11 +2,14 @@
 //!
 //! [`Tokenizer::from_file`] loads a `tokenizer.json` (pico's is the OLMo GPT-NeoX tokenizer:
 //! 50280 ids, `<|endoftext|>` = 50279). [`train_bpe`] trains a byte-level BPE on local text
-//! when that tokenizer is not available offline.
+//! when that tokenizer is not available offline. [`resolve`] picks one of these for a run,
+//! as its config says.
 //!
 //! Padding and truncation configured in a `tokenizer.json` are switched off: language-model
 //! data is a plain stream of ids.
 
+use super::config::TokenizerSection;
+use super::fetch::{cache_dir, fetch_hf_tokenizer};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -171,6 +174,39 @@ impl Tokenizer {
         });
         byte_level && normalizer_ok && added_ok
     }
+}
+
+/// The tokenizer of a run on text data, as `config` (`data.tokenizer`) asks, tried in order:
+/// `name` as the path of a tokenizer.json; the tokenizer an earlier session of the run saved
+/// at `saved`; `name` as a hub name, fetched (once) when the hub is reachable. Otherwise, or
+/// when `name` is `bpe`, a byte-level BPE of `config.vocab_size` ids is trained on the
+/// `text_files` (asked for only then) and saved at `saved`.
+pub fn resolve(
+    config: &TokenizerSection,
+    saved: &Path,
+    text_files: impl FnOnce() -> Result<Vec<PathBuf>>,
+) -> Result<Tokenizer> {
+    let name = config.name.as_str();
+    if Path::new(name).is_file() {
+        return Tokenizer::from_file(name);
+    }
+    if saved.exists() {
+        return Tokenizer::from_file(saved);
+    }
+    // A hub name (pico's default): fetch its tokenizer.json when the hub is reachable;
+    // otherwise, and for `bpe`, train a byte-level BPE on the data (a small vocabulary
+    // also keeps CPU runs fast).
+    if name != "bpe" {
+        match fetch_hf_tokenizer(name, &cache_dir()) {
+            Ok(path) => return Tokenizer::from_file(path),
+            Err(e) => eprintln!(
+                "tokenizer '{name}' is not a local file and could not be fetched ({e}); \
+                 training a byte-level BPE tokenizer (vocab {}) on the data instead",
+                config.vocab_size
+            ),
+        }
+    }
+    train_bpe_files(&text_files()?, config.vocab_size, saved)
 }
 
 /// Trains a byte-level BPE tokenizer (GPT-2 style: byte-level pre-tokenizer and decoder, all

@@ -4,12 +4,12 @@
 //! continue bit for bit: weights, Adam moments, the step, the data position, the config.
 
 use super::config::TrainConfig;
-use super::data::{BinDtype, DataSource, DataSpec, DataState, Holdout, Split};
-use super::fetch::resolve_dataset;
+use super::data::{resolve_dataset, BinDtype, DataSource, DataSpec, DataState, Holdout, Split};
 use super::optim::{AdamWConfig, StepValues};
+use super::progress;
 use super::schedule::LrSchedule;
 use super::step::TrainingStep;
-use super::tokenizer::{train_bpe_files, Tokenizer};
+use super::tokenizer::{self, Tokenizer};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::metrics::log::MetricsLog;
@@ -71,65 +71,6 @@ pub struct Trainer<'g> {
     pub resets: Vec<u64>,
 }
 
-fn has_ext(p: &Path, exts: &[&str]) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| exts.contains(&e.to_ascii_lowercase().as_str()))
-}
-
-/// Files under `path` (recursively, sorted), or `path` itself.
-fn files_under(path: &Path) -> Result<Vec<PathBuf>> {
-    if path.is_file() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", dir.display())))?;
-        for e in entries.flatten() {
-            let p = e.path();
-            if e.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            } else if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Text input needs a tokenizer; parquet shards and .bin files are already token ids.
-fn is_text_data(path: &Path) -> Result<bool> {
-    Ok(!files_under(path)?
-        .iter()
-        .any(|f| has_ext(f, &["parquet", "bin"])))
-}
-
-/// The text files under `path`, to train a tokenizer on.
-fn text_files(path: &Path) -> Result<Vec<PathBuf>> {
-    let files: Vec<PathBuf> = files_under(path)?
-        .into_iter()
-        .filter(|f| {
-            path.is_file()
-                || has_ext(
-                    f,
-                    &["txt", "text", "md", "tokens", "raw", "jsonl", "ndjson"],
-                )
-        })
-        .collect();
-    if files.is_empty() {
-        return Err(Error::Invalid(format!(
-            "no text files in {} to train a tokenizer on",
-            path.display()
-        )));
-    }
-    Ok(files)
-}
-
 impl<'g> Trainer<'g> {
     /// A fresh run writing into `run_dir` (checkpoints, metrics log, plots, tokenizer).
     pub fn new(gpu: &'g Gpu, config: TrainConfig, run_dir: &Path) -> Result<Trainer<'g>> {
@@ -144,9 +85,16 @@ impl<'g> Trainer<'g> {
         }
         std::fs::create_dir_all(run_dir)
             .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", run_dir.display())))?;
-        let data_path = resolve_dataset(&config.data.dataset.name)?;
-        let tokenizer = Self::tokenizer_for(&config, &data_path, run_dir)?;
-        let t = Self::build(gpu, config, data_path, tokenizer, run_dir, 0)?;
+        let dataset = resolve_dataset(&config.data.dataset.name)?;
+        let tokenizer = if dataset.is_text {
+            // The run directory keeps the tokenizer: one trained for the run is saved there.
+            let saved = run_dir.join(TOKENIZER_FILE);
+            let texts = || dataset.text_files();
+            Some(tokenizer::resolve(&config.data.tokenizer, &saved, texts)?)
+        } else {
+            None
+        };
+        let t = Self::build(gpu, config, dataset.path, tokenizer, run_dir, 0)?;
         t.engine.model.init_params(gpu, t.config.training.seed)?;
         Ok(t)
     }
@@ -198,43 +146,8 @@ impl<'g> Trainer<'g> {
         Ok(t)
     }
 
-    fn tokenizer_for(
-        config: &TrainConfig,
-        data_path: &Path,
-        run_dir: &Path,
-    ) -> Result<Option<Tokenizer>> {
-        if !is_text_data(data_path)? {
-            return Ok(None);
-        }
-        let name = config.data.tokenizer.name.as_str();
-        let saved = run_dir.join(TOKENIZER_FILE);
-        if Path::new(name).is_file() {
-            return Ok(Some(Tokenizer::from_file(name)?));
-        }
-        if saved.exists() {
-            return Ok(Some(Tokenizer::from_file(&saved)?));
-        }
-        // A hub name (pico's default): fetch its tokenizer.json when the hub is reachable;
-        // otherwise, and for `bpe`, train a byte-level BPE on the data (a small vocabulary
-        // also keeps CPU runs fast).
-        if name != "bpe" {
-            match super::fetch::fetch_hf_tokenizer(name, &super::fetch::cache_dir()) {
-                Ok(path) => return Ok(Some(Tokenizer::from_file(path)?)),
-                Err(e) => eprintln!(
-                    "tokenizer '{name}' is not a local file and could not be fetched ({e}); \
-                     training a byte-level BPE tokenizer (vocab {}) on the data instead",
-                    config.data.tokenizer.vocab_size
-                ),
-            }
-        }
-        let files = text_files(data_path)?;
-        Ok(Some(train_bpe_files(
-            &files,
-            config.data.tokenizer.vocab_size,
-            &saved,
-        )?))
-    }
-
+    /// The run's parts, in order: the model config, the data, the model, optimizer and
+    /// schedule on the device, and the metrics log.
     fn build(
         gpu: &'g Gpu,
         config: TrainConfig,
@@ -243,46 +156,13 @@ impl<'g> Trainer<'g> {
         run_dir: &Path,
         step: u64,
     ) -> Result<Trainer<'g>> {
-        let mut model_config = config.model_config()?;
+        let model_config = model_config_for(&config, tokenizer.as_ref())?;
         if let Some(tok) = &tokenizer {
-            let needed = tok.vocab_size();
-            if config.model.vocab_size.is_none() {
-                // pico pads the vocabulary to a multiple of 64.
-                model_config.vocab_size = needed.div_ceil(64) * 64;
-            } else if model_config.vocab_size < needed {
-                return Err(Error::Config {
-                    key: "model.vocab_size".into(),
-                    problem: format!(
-                        "({}) is smaller than the tokenizer's vocabulary ({needed})",
-                        model_config.vocab_size
-                    ),
-                });
-            }
-            if let Some(src) = tok.path() {
-                let dst = run_dir.join(TOKENIZER_FILE);
-                if src != dst {
-                    std::fs::copy(src, &dst)
-                        .map_err(|e| Error::Invalid(format!("cannot copy the tokenizer: {e}")))?;
-                }
-            }
+            copy_into_run(tok, run_dir)?;
         }
         let seq = model_config.max_seq_len;
         let o = &config.training.optimization;
-        let spec = DataSpec {
-            tokenizer: tokenizer.clone(),
-            seed: config.training.seed,
-            holdout: if config.data.dataset.holdout_fraction > 0.0 {
-                Holdout::Fraction(config.data.dataset.holdout_fraction)
-            } else {
-                Holdout::None
-            },
-            bin_dtype: if config.data.dataset.token_dtype == "u32" {
-                BinDtype::U32
-            } else {
-                BinDtype::U16
-            },
-            ..DataSpec::new(&data_path, seq, model_config.vocab_size)
-        };
+        let spec = data_spec(&config, &data_path, tokenizer.clone(), &model_config);
         let data = DataSource::open_split(&spec, Split::Train)?;
         let heldout = if matches!(spec.holdout, Holdout::None) {
             None
@@ -437,7 +317,12 @@ impl<'g> Trainer<'g> {
         let max = self.config.training.max_steps;
         let tokens_per_step =
             (self.config.data.dataloader.batch_size * self.model_config.max_seq_len) as f64;
-        let bar = progress_bar(max, self.step, self.show_progress);
+        let bar = progress::bar(
+            self.show_progress,
+            max,
+            "{spinner} step {pos}/{len} [{bar:30}] {msg} | {elapsed_precise} ETA {eta_precise}",
+        );
+        bar.set_position(self.step);
         let started = Instant::now();
         let start_step = self.step;
         let mut last_loss = None;
@@ -645,20 +530,64 @@ impl<'g> Trainer<'g> {
     }
 }
 
-fn progress_bar(len: u64, pos: u64, show: bool) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
+/// The model `config` describes, its vocabulary sized for `tokenizer` when the config
+/// leaves it open (and checked against it when not).
+fn model_config_for(config: &TrainConfig, tokenizer: Option<&Tokenizer>) -> Result<ModelConfig> {
+    let mut model_config = config.model_config()?;
+    if let Some(tok) = tokenizer {
+        let needed = tok.vocab_size();
+        if config.model.vocab_size.is_none() {
+            // pico pads the vocabulary to a multiple of 64.
+            model_config.vocab_size = needed.div_ceil(64) * 64;
+        } else if model_config.vocab_size < needed {
+            return Err(Error::Config {
+                key: "model.vocab_size".into(),
+                problem: format!(
+                    "({}) is smaller than the tokenizer's vocabulary ({needed})",
+                    model_config.vocab_size
+                ),
+            });
+        }
     }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} step {pos}/{len} [{bar:30}] {msg} | {elapsed_precise} ETA {eta_precise}",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_position(pos);
-    bar
+    Ok(model_config)
+}
+
+/// Keeps a copy of the tokenizer file in the run directory (unless it is already there).
+fn copy_into_run(tokenizer: &Tokenizer, run_dir: &Path) -> Result<()> {
+    if let Some(src) = tokenizer.path() {
+        let dst = run_dir.join(TOKENIZER_FILE);
+        if src != dst {
+            std::fs::copy(src, &dst)
+                .map_err(|e| Error::Invalid(format!("cannot copy the tokenizer: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// How the run reads `data_path`: windows of the model's length, the config's seed, holdout
+/// and `.bin` dtype.
+fn data_spec(
+    config: &TrainConfig,
+    data_path: &Path,
+    tokenizer: Option<Tokenizer>,
+    model_config: &ModelConfig,
+) -> DataSpec {
+    let dataset = &config.data.dataset;
+    DataSpec {
+        tokenizer,
+        seed: config.training.seed,
+        holdout: if dataset.holdout_fraction > 0.0 {
+            Holdout::Fraction(dataset.holdout_fraction)
+        } else {
+            Holdout::None
+        },
+        bin_dtype: if dataset.token_dtype == "u32" {
+            BinDtype::U32
+        } else {
+            BinDtype::U16
+        },
+        ..DataSpec::new(data_path, model_config.max_seq_len, model_config.vocab_size)
+    }
 }
 
 /// The checkpoint `runs/NAME/checkpoints/latest` points at, for `--resume RUN_DIR`.
