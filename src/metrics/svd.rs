@@ -59,6 +59,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::shaders::SVD;
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
+use crate::ops::common::{grid_2d, matrix_dims, to_u32, whole, whole_u32};
 
 /// How the solver runs.
 #[derive(Clone, Copy, Debug)]
@@ -132,99 +133,6 @@ const B_W: u32 = 3;
 const B_OFF: u32 = 4;
 const B_SV: u32 = 5;
 
-fn to_u32(v: usize, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| Error::TooLarge {
-        detail: format!("{what} = {v} does not fit the kernels' 32-bit indices"),
-    })
-}
-
-/// A 2-D grid of `total` workgroups (kernels index `id.x + groups_x * id.y`).
-pub(crate) fn grid_2d(gpu: &Gpu, total: usize) -> Result<[u32; 3]> {
-    let g = gpu.grid(to_u32(total, "workgroups")?)?;
-    if g[2] != 1 {
-        return Err(Error::TooLarge {
-            detail: format!("{total} workgroups exceed a 2-D dispatch"),
-        });
-    }
-    Ok(g)
-}
-
-/// The one buffer of a tensor that must be bound whole.
-pub(crate) fn whole<'t>(t: &'t Tensor, what: &str) -> Result<&'t wgpu::Buffer> {
-    match t.pieces() {
-        [p] => Ok(&p.buffer),
-        _ => Err(Error::TooLarge {
-            detail: format!(
-                "{what} ({:?}, {} bytes) must fit one storage binding",
-                t.shape(),
-                t.numel() * 4
-            ),
-        }),
-    }
-}
-
-/// Rows and columns of a matrix tensor (2-D, f32).
-pub(crate) fn matrix_dims(m: &Tensor, op: &'static str) -> Result<(usize, usize)> {
-    if m.shape().len() != 2 || m.dtype() != DType::F32 {
-        return Err(Error::Shape {
-            op,
-            detail: format!(
-                "expected a 2-D f32 matrix, got {:?} {:?}",
-                m.shape(),
-                m.dtype()
-            ),
-        });
-    }
-    Ok((m.shape()[0], m.shape()[1]))
-}
-
-/// Copy `buffers` (each with the number of bytes to read) into one staging buffer, wait, and
-/// return their bytes. Never blocks a browser's event loop (as [`Tensor::read_bytes`]).
-pub(crate) async fn read_buffers(
-    gpu: &Gpu,
-    buffers: &[(&wgpu::Buffer, u64)],
-) -> Result<Vec<Vec<u8>>> {
-    let total: u64 = buffers.iter().map(|(_, n)| n.next_multiple_of(4)).sum();
-    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("metrics readback"),
-        size: total.max(4),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut encoder = gpu.encoder();
-    let mut offset = 0;
-    for (b, n) in buffers {
-        let n = n.next_multiple_of(4);
-        if n > 0 {
-            encoder.copy_buffer_to_buffer(b, 0, &staging, offset, n);
-        }
-        offset += n;
-    }
-    gpu.submit(encoder);
-    let (tx, rx) = futures_channel::oneshot::channel();
-    staging.map_async(wgpu::MapMode::Read, .., move |r| {
-        let _ = tx.send(r);
-    });
-    gpu.poll_wait();
-    rx.await
-        .map_err(|_| Error::Readback("the device was lost".into()))?
-        .map_err(|e| Error::Readback(e.to_string()))?;
-    let mut out = Vec::with_capacity(buffers.len());
-    {
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| Error::Readback(e.to_string()))?;
-        let mut offset = 0usize;
-        for (_, n) in buffers {
-            out.push(view[offset..offset + *n as usize].to_vec());
-            offset += n.next_multiple_of(4) as usize;
-        }
-    }
-    staging.unmap();
-    gpu.check_errors()?;
-    Ok(out)
-}
-
 /// Everything a run of the solver reads back, plus the bytes of any extra tensors asked for.
 pub struct SvdOutput {
     /// Singular values, largest first.
@@ -296,17 +204,18 @@ impl SvdPlan {
         let state = Tensor::zeros(gpu, &[STATE_WORDS], DType::U32)?;
         let values = Tensor::zeros(gpu, &[k], DType::F32)?;
         let off = Tensor::zeros(gpu, &[(kk / 2).max(1)], DType::F32)?;
+        // Sized to fit one binding each (checked above).
         let (wb, sb, vb, ob) = (
-            whole(&work, "svd work")?,
-            whole(&state, "svd state")?,
-            whole(&values, "svd values")?,
-            whole(&off, "svd measures")?,
+            whole(&work, "svd", "work")?,
+            whole_u32(&state, "svd", "state")?,
+            whole(&values, "svd", "values")?,
+            whole(&off, "svd", "measures")?,
         );
         let base = Params {
-            k: to_u32(k, "k")?,
-            len: to_u32(len, "len")?,
-            kk: to_u32(kk, "k")?,
-            cols: to_u32(cols, "cols")?,
+            k: to_u32(k)?,
+            len: to_u32(len)?,
+            kk: to_u32(kk)?,
+            cols: to_u32(cols)?,
             transpose: transpose as u32,
             tol,
             ..Params::default()
@@ -415,8 +324,8 @@ impl SvdPlan {
                 ),
             });
         }
-        let sb = whole(&self.state, "svd state")?;
-        let wb = whole(&self.work, "svd work")?;
+        let sb = whole_u32(&self.state, "svd", "state")?;
+        let wb = whole(&self.work, "svd", "work")?;
         let base = Params {
             k: self.k as u32,
             len: self.len as u32,
@@ -435,8 +344,8 @@ impl SvdPlan {
             let groups = n.div_ceil(256 * 16);
             let grid = grid_2d(gpu, groups)?;
             let p = Params {
-                rows: to_u32(piece.rows, "rows")?,
-                row_start: to_u32(piece.row_start, "rows")?,
+                rows: to_u32(piece.rows)?,
+                row_start: to_u32(piece.row_start)?,
                 groups_x: grid[0],
                 total: groups as u32,
                 ..base
@@ -454,7 +363,7 @@ impl SvdPlan {
             let grid = grid_2d(gpu, tiles)?;
             let p = Params {
                 groups_x: grid[0],
-                total: to_u32(tiles, "tiles")?,
+                total: to_u32(tiles)?,
                 tiles_c: tiles_c as u32,
                 ..p
             };
@@ -487,12 +396,6 @@ impl SvdPlan {
             }
         }
         gpu.submit(encoder);
-    }
-
-    async fn read_state(&self, gpu: &Gpu) -> Result<Vec<u32>> {
-        let b = whole(&self.state, "svd state")?;
-        let bytes = read_buffers(gpu, &[(b, (STATE_WORDS * 4) as u64)]).await?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes[0]))
     }
 
     /// Singular values of `m` (a `rows x cols` f32 tensor), largest first.
@@ -529,7 +432,7 @@ impl SvdPlan {
         let mut queued = self.options.first_check.clamp(1, max);
         self.submit_sweeps(gpu, &before, queued);
         while queued < max {
-            let state = self.read_state(gpu).await?;
+            let state = self.state.read_u32(gpu).await?;
             if state[S_DONE] != 0 {
                 break;
             }
@@ -549,23 +452,18 @@ impl SvdPlan {
             }
         }
         gpu.submit(encoder);
-        let mut reads: Vec<(&wgpu::Buffer, u64)> = vec![
-            (whole(&self.values, "svd values")?, (self.k * 4) as u64),
-            (whole(&self.state, "svd state")?, (STATE_WORDS * 4) as u64),
-        ];
+        let mut values = self.values.read_f32(gpu).await?;
+        let state = self.state.read_u32(gpu).await?;
+        let mut extra_bytes = Vec::with_capacity(extra.len());
         for t in extra {
-            reads.push((whole(t, "metrics output")?, (t.numel() * 4) as u64));
+            extra_bytes.push(t.read_bytes(gpu).await?);
         }
-        let mut bytes = read_buffers(gpu, &reads).await?;
-        let extra = bytes.split_off(2);
-        let state: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes[1]);
         if state[S_NONFINITE] != 0 {
             return Err(Error::Invalid(format!(
                 "svd: the {} x {} matrix holds an infinity or a NaN",
                 self.rows, self.cols
             )));
         }
-        let mut values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[0]);
         values.sort_by(|a, b| b.total_cmp(a));
         let report = SvdReport {
             sweeps: state[S_SWEEPS],
@@ -577,7 +475,7 @@ impl SvdPlan {
         Ok(SvdOutput {
             values,
             report,
-            extra,
+            extra: extra_bytes,
         })
     }
 }

@@ -1,25 +1,31 @@
-//! Small checks and grid helpers shared by the elementwise and row-wise ops.
+//! Small checks and grid helpers shared by the ops and the on-device metrics.
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Tensor};
+
+/// Why an op's tensor would be stored in pieces: its activations are too large.
+const SMALLER_ACTIVATIONS: &str = "reduce the batch size or sequence length";
 
 /// The one buffer of an f32 tensor that these ops need whole. Activations of the model sizes
 /// we train fit one binding; only the vocabulary-sized matrices are split, and the matmul and
 /// cross-entropy handle those.
 pub fn whole<'t>(t: &'t Tensor, op: &'static str, name: &str) -> Result<&'t wgpu::Buffer> {
-    whole_of(t, DType::F32, op, name)
+    whole_of(t, DType::F32, op, name, SMALLER_ACTIVATIONS)
 }
 
 /// [`whole`] for u32 tensors (token ids, labels).
 pub fn whole_u32<'t>(t: &'t Tensor, op: &'static str, name: &str) -> Result<&'t wgpu::Buffer> {
-    whole_of(t, DType::U32, op, name)
+    whole_of(t, DType::U32, op, name, SMALLER_ACTIVATIONS)
 }
 
-fn whole_of<'t>(
+/// The one buffer of a `dtype` tensor that a kernel binds whole; `remedy` ends the error when
+/// the tensor exceeds one storage binding (it is then stored in pieces).
+pub fn whole_of<'t>(
     t: &'t Tensor,
     dtype: DType,
     op: &'static str,
     name: &str,
+    remedy: &str,
 ) -> Result<&'t wgpu::Buffer> {
     if t.dtype() != dtype {
         return Err(Error::Shape {
@@ -35,11 +41,26 @@ fn whole_of<'t>(
         [p] => Ok(&p.buffer),
         _ => Err(Error::TooLarge {
             detail: format!(
-                "{op}: {name} {:?} exceeds one storage binding; reduce the batch size or sequence length",
+                "{op}: {name} {:?} exceeds one storage binding; {remedy}",
                 t.shape()
             ),
         }),
     }
+}
+
+/// Rows and columns of a matrix tensor (2-D, f32).
+pub fn matrix_dims(m: &Tensor, op: &'static str) -> Result<(usize, usize)> {
+    if m.shape().len() != 2 || m.dtype() != DType::F32 {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "expected a 2-D f32 matrix, got {:?} {:?}",
+                m.shape(),
+                m.dtype()
+            ),
+        });
+    }
+    Ok((m.shape()[0], m.shape()[1]))
 }
 
 pub fn same_shape(op: &'static str, a: &Tensor, b: &Tensor, names: (&str, &str)) -> Result<()> {

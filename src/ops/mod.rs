@@ -3,7 +3,8 @@
 //! op sit side by side in its module.
 
 pub mod attention;
-mod common;
+// Shared with the on-device metrics (`crate::metrics`).
+pub(crate) mod common;
 pub mod cross_entropy;
 pub mod elementwise;
 pub mod embedding;

@@ -2,9 +2,10 @@
 //! runs it (same model, text, optimizer, chunks of steps with their losses read back), so its
 //! steps/s sit beside the page's on the same machine.
 
+use crate::{open_gpu, print_adapter};
 use std::time::Instant;
 use wgtrain::demo::{DemoOptions, DemoSession};
-use wgtrain::{Gpu, GpuOptions, Result};
+use wgtrain::Result;
 
 /// The page's built-in sample text.
 const SAMPLE: &str = include_str!("../../../wasm/www/sample.txt");
@@ -17,14 +18,8 @@ pub fn bench_demo(backend: &str, options: DemoOptions, steps: u32, relora: bool)
         warmup_steps: None,
         ..options
     };
-    let gpu = Gpu::new_blocking(GpuOptions {
-        backend: backend.parse()?,
-        ..Default::default()
-    })?;
-    println!(
-        "adapter: {} ({}, {}, {})",
-        gpu.adapter.name, gpu.adapter.backend, gpu.adapter.device_type, gpu.adapter.driver_info
-    );
+    let gpu = open_gpu(backend)?;
+    print_adapter(&gpu);
     let mut runs = vec![DemoOptions {
         relora: false,
         ..options.clone()

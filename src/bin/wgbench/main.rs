@@ -10,6 +10,7 @@ use wgtrain::{Gpu, GpuOptions, Tensor};
 
 mod demo;
 mod step;
+mod svd;
 
 #[derive(Parser)]
 #[command(name = "wgbench", version, about = "wgtrain benchmarks")]
@@ -128,16 +129,38 @@ fn shapes(tokens: usize, max_square: usize) -> Vec<Shape> {
     v
 }
 
+/// A xorshift64 stream from `state` (not zero): cheap, reproducible benchmark inputs.
+fn xorshift(mut state: u64) -> impl Iterator<Item = u64> {
+    std::iter::repeat_with(move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    })
+}
+
+/// `n` values uniform in `[-0.5, 0.5)`, the same for the same seed.
 fn random(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
+    xorshift(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1)
+        .take(n)
+        .map(|s| (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
         .collect()
+}
+
+/// The GPU of `backend` (a name, or `auto`).
+fn open_gpu(backend: &str) -> wgtrain::Result<Gpu> {
+    Gpu::new_blocking(GpuOptions {
+        backend: backend.parse::<Backend>()?,
+        ..Default::default()
+    })
+}
+
+/// Every benchmark's first line: the adapter it ran on.
+fn print_adapter(gpu: &Gpu) {
+    println!(
+        "adapter: {} ({}, {}, {})",
+        gpu.adapter.name, gpu.adapter.backend, gpu.adapter.device_type, gpu.adapter.driver_info
+    );
 }
 
 fn time_gpu(gpu: &Gpu, repeats: usize, record: &dyn Fn(&mut wgpu::ComputePass<'_>)) -> f64 {
@@ -191,14 +214,8 @@ fn bench_matmul(
     max_square: usize,
     repeats: usize,
 ) -> wgtrain::Result<()> {
-    let gpu = Gpu::new_blocking(GpuOptions {
-        backend: backend.parse::<Backend>()?,
-        ..Default::default()
-    })?;
-    println!(
-        "adapter: {} ({}, {}, {})",
-        gpu.adapter.name, gpu.adapter.backend, gpu.adapter.device_type, gpu.adapter.driver_info
-    );
+    let gpu = open_gpu(backend)?;
+    print_adapter(&gpu);
     println!(
         "CPU baseline: matrixmultiply sgemm, {} threads",
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -261,60 +278,6 @@ fn bench_matmul(
     Ok(())
 }
 
-fn bench_svd(backend: &str, up_to: &str, repeats: usize) -> wgtrain::Result<()> {
-    let gpu = Gpu::new_blocking(GpuOptions {
-        backend: backend.parse::<Backend>()?,
-        ..Default::default()
-    })?;
-    let presets = ["tiny", "small", "medium", "large"];
-    let last = presets.iter().position(|p| *p == up_to).ok_or_else(|| {
-        wgtrain::Error::Invalid(format!(
-            "--up-to {up_to}: choose tiny, small, medium or large"
-        ))
-    })?;
-    println!(
-        "adapter: {} ({}, {}, {})",
-        gpu.adapter.name, gpu.adapter.backend, gpu.adapter.device_type, gpu.adapter.driver_info
-    );
-    println!("CPU baseline: nalgebra 0.35 SVD (f64, singular values only), 1 thread");
-    println!();
-    println!("| matrix (rows x cols) | ours: SVD s | ours: SVD + metrics s | sweeps | CPU SVD s | CPU / ours |");
-    println!("|---|---|---|---|---|---|");
-    for preset in &presets[..=last] {
-        let c = wgtrain::model::config::ModelConfig::preset(preset)?;
-        let d = c.d_model;
-        // w_2 is [d, hidden]; the OV circuit is d x (heads * d).
-        for (what, rows, cols) in [
-            ("w_2", d, c.activation_hidden_dim),
-            ("OV circuit", d, c.attention_n_heads * d),
-        ] {
-            let t = &wgtrain::metrics::dynamics::bench_svd(&gpu, &[(rows, cols)], repeats)?[0];
-            let data = random(rows * cols, 7);
-            let m = nalgebra::DMatrix::<f64>::from_row_iterator(
-                rows,
-                cols,
-                data.iter().map(|&v| v as f64),
-            );
-            let t0 = Instant::now();
-            let runs = repeats.clamp(1, 3);
-            for _ in 0..runs {
-                let s = m.clone().singular_values();
-                std::hint::black_box(s);
-            }
-            let cpu = t0.elapsed().as_secs_f64() / runs as f64;
-            println!(
-                "| {preset} {what} ({rows} x {cols}) | {:.3} | {:.3} | {} | {:.3} | {:.2}x |",
-                t.svd_seconds,
-                t.metrics_seconds,
-                t.report.sweeps,
-                cpu,
-                cpu / t.svd_seconds
-            );
-        }
-    }
-    Ok(())
-}
-
 fn main() -> ExitCode {
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("warn,wgpu_hal=off"),
@@ -331,7 +294,7 @@ fn main() -> ExitCode {
             backend,
             up_to,
             repeats,
-        } => bench_svd(&backend, &up_to, repeats),
+        } => svd::bench_svd(&backend, &up_to, repeats),
         Command::Step {
             backend,
             config,

@@ -1,12 +1,13 @@
 //! `wgbench step`: a pico-decoder training micro-step (forward + backward), timed.
 
+use crate::{open_gpu, print_adapter};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use wgtrain::model::config::ModelConfig;
 use wgtrain::model::decoder::Decoder;
 use wgtrain::model::init::Rng;
 use wgtrain::model::relora::ReloraConfig;
-use wgtrain::{Gpu, GpuOptions, Result};
+use wgtrain::{Gpu, Result};
 
 fn one_step(gpu: &Gpu, model: &Decoder) -> Result<()> {
     let mut enc = gpu.encoder();
@@ -120,15 +121,9 @@ pub fn bench_step(
     steps: usize,
     relora: bool,
 ) -> Result<()> {
-    let gpu = Gpu::new_blocking(GpuOptions {
-        backend: backend.parse()?,
-        ..Default::default()
-    })?;
+    let gpu = open_gpu(backend)?;
     let config = ModelConfig::preset(preset)?;
-    println!(
-        "adapter: {} ({}, {}, {})",
-        gpu.adapter.name, gpu.adapter.backend, gpu.adapter.device_type, gpu.adapter.driver_info
-    );
+    print_adapter(&gpu);
     println!(
         "model: pico-decoder {preset} ({:.1} M parameters), micro-batch {batch} x {seq} tokens",
         config.num_params() as f64 / 1e6

@@ -1,0 +1,106 @@
+//! `wgbench svd`: the on-device SVD and the metrics of pico's matrix shapes, timed beside a
+//! CPU SVD (nalgebra, f64) in the same run.
+
+use crate::{open_gpu, print_adapter, random, xorshift};
+use std::time::Instant;
+use wgtrain::metrics::dynamics::MetricsPlan;
+use wgtrain::metrics::svd::{SvdPlan, SvdReport};
+use wgtrain::model::config::ModelConfig;
+use wgtrain::{Gpu, Result, Tensor};
+
+pub fn bench_svd(backend: &str, up_to: &str, repeats: usize) -> Result<()> {
+    let gpu = open_gpu(backend)?;
+    let presets = ["tiny", "small", "medium", "large"];
+    let last = presets.iter().position(|p| *p == up_to).ok_or_else(|| {
+        wgtrain::Error::Invalid(format!(
+            "--up-to {up_to}: choose tiny, small, medium or large"
+        ))
+    })?;
+    print_adapter(&gpu);
+    println!("CPU baseline: nalgebra 0.35 SVD (f64, singular values only), 1 thread");
+    println!();
+    println!("| matrix (rows x cols) | ours: SVD s | ours: SVD + metrics s | sweeps | CPU SVD s | CPU / ours |");
+    println!("|---|---|---|---|---|---|");
+    for preset in &presets[..=last] {
+        let c = ModelConfig::preset(preset)?;
+        let d = c.d_model;
+        // w_2 is [d, hidden]; the OV circuit is d x (heads * d).
+        for (what, rows, cols) in [
+            ("w_2", d, c.activation_hidden_dim),
+            ("OV circuit", d, c.attention_n_heads * d),
+        ] {
+            let t = time_on_device(&gpu, rows, cols, repeats)?;
+            let data = random(rows * cols, 7);
+            let m = nalgebra::DMatrix::<f64>::from_row_iterator(
+                rows,
+                cols,
+                data.iter().map(|&v| v as f64),
+            );
+            let t0 = Instant::now();
+            let runs = repeats.clamp(1, 3);
+            for _ in 0..runs {
+                let s = m.clone().singular_values();
+                std::hint::black_box(s);
+            }
+            let cpu = t0.elapsed().as_secs_f64() / runs as f64;
+            println!(
+                "| {preset} {what} ({rows} x {cols}) | {:.3} | {:.3} | {} | {:.3} | {:.2}x |",
+                t.svd_seconds,
+                t.metrics_seconds,
+                t.report.sweeps,
+                cpu,
+                cpu / t.svd_seconds
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Timings of the solver on one shape.
+struct DeviceTiming {
+    /// Median seconds of [`SvdPlan::singular_values`] (sweeps, norms, readback).
+    svd_seconds: f64,
+    /// Median seconds of [`MetricsPlan::run`] (the SVD plus sort and reductions).
+    metrics_seconds: f64,
+    /// How the last timed SVD converged.
+    report: SvdReport,
+}
+
+/// Time the solver and the metrics on a random `rows x cols` matrix (uniform entries, as
+/// pico's init), `repeats` times each after one warm-up run.
+fn time_on_device(gpu: &Gpu, rows: usize, cols: usize, repeats: usize) -> Result<DeviceTiming> {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let repeats = repeats.max(1);
+    let bound = 1.0 / (cols as f32).sqrt();
+    let data: Vec<f32> = xorshift(0x9E37_79B9_7F4A_7C15u64 ^ ((rows as u64) << 20) ^ cols as u64)
+        .take(rows * cols)
+        .map(|s| ((s >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * bound)
+        .collect();
+    let m = Tensor::from_f32(gpu, &[rows, cols], &data)?;
+    let svd = SvdPlan::new(gpu, rows, cols)?;
+    let metrics = MetricsPlan::new(gpu, rows, cols)?;
+    // Building the plans (pipelines, bind groups) stays out of the timed runs.
+    gpu.finish_blocking()?;
+    let (_, mut report) = svd.singular_values_blocking(gpu, &m)?;
+    let mut svd_times = Vec::new();
+    for _ in 0..repeats {
+        let t = Instant::now();
+        report = svd.singular_values_blocking(gpu, &m)?.1;
+        svd_times.push(t.elapsed().as_secs_f64());
+    }
+    metrics.run_blocking(gpu, &m)?;
+    let mut metric_times = Vec::new();
+    for _ in 0..repeats {
+        let t = Instant::now();
+        metrics.run_blocking(gpu, &m)?;
+        metric_times.push(t.elapsed().as_secs_f64());
+    }
+    Ok(DeviceTiming {
+        svd_seconds: median(svd_times),
+        metrics_seconds: median(metric_times),
+        report,
+    })
+}
