@@ -11,6 +11,15 @@ export LP_NUM_THREADS="${LP_NUM_THREADS:-0}"
 echo "== cargo test"
 cargo test --release
 
+# The examples are part of the documentation: each must still build and run (seconds each).
+echo "== examples"
+example_out="$(mktemp -d)"
+cargo run --release --example op_vs_reference
+cargo run --release --example train_tiny -- ../shared/data/tinyshakespeare/input.txt "$example_out/tiny" 20
+cargo run --release --example analyze_checkpoint -- "$example_out/tiny"
+cargo run --release --example relora_merge
+rm -rf "$example_out"
+
 echo "== browser demo (headless Chromium, WebGPU)"
 cargo build --release --bin wgtrain --bin wgbench
 wasm/build.sh

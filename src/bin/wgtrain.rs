@@ -91,6 +91,7 @@ enum Command {
         backend: String,
     },
     /// Loss, logits and every parameter's gradient for one batch: compare with PyTorch pico.
+    /// The gradient is the deterministic one: no LoRA dropout (as PyTorch's `model.eval()`).
     Grads {
         /// Checkpoint directory (config.json + model.safetensors, pico's format).
         #[arg(long)]
@@ -144,9 +145,26 @@ struct EvalArgs {
     /// Text file(s) to compute perplexity on (e.g. ../shared/data/wikitext-2/test.txt).
     #[arg(long)]
     text: Vec<PathBuf>,
-    /// Also report the mean of per-document perplexities (Paloma's rule; WikiText articles).
+    /// Also score each --text file's WikiText articles as documents, by Paloma's rule (as
+    /// --documents does).
     #[arg(long)]
     per_document: bool,
+    /// Documents to score by Paloma's rule: a directory of .txt files (one document each) or
+    /// .jsonl / .jsonl.gz files with a `text` field per line. Each document is tokenized
+    /// alone, without a start token, and truncated to --max-length ids; prints the mean of
+    /// per-document perplexities (the Paloma figure) and the token-pooled perplexity.
+    #[arg(long)]
+    documents: Option<PathBuf>,
+    /// Ids per document window (default: the model's max_seq_len, as Paloma's rule).
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// Long documents: `truncate` (Paloma's rule) or `slide` (score every id in sliding
+    /// windows of --max-length ids; not the study's rule).
+    #[arg(long, default_value = "truncate")]
+    long_documents: String,
+    /// Sliding-window stride in ids (default: half of max-length - 1).
+    #[arg(long)]
+    stride: Option<usize>,
     /// BLiMP directory (or one paradigm's .jsonl).
     #[arg(long)]
     blimp: Option<PathBuf>,
@@ -281,11 +299,68 @@ fn yaml_string(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
+/// Per-document perplexity of `texts` by Paloma's rule (or sliding windows), printed.
+fn score_documents(
+    gpu: &Gpu,
+    ckpt: &checkpoint::Checkpoint,
+    tokenizer: &wgtrain::train::tokenizer::Tokenizer,
+    args: &EvalArgs,
+    what: &str,
+    texts: &[&str],
+) -> wgtrain::Result<()> {
+    use wgtrain::eval::{DocumentOptions, LongDocuments};
+    let max_length = args.max_length.unwrap_or(ckpt.config.max_seq_len);
+    if max_length < 2 || max_length > ckpt.config.max_seq_len + 1 {
+        return Err(wgtrain::Error::Invalid(format!(
+            "--max-length {max_length} must be between 2 and the model's max_seq_len + 1 ({})",
+            ckpt.config.max_seq_len + 1
+        )));
+    }
+    let long = match args.long_documents.as_str() {
+        "truncate" => LongDocuments::Truncate,
+        "slide" => LongDocuments::Slide {
+            stride: args.stride.unwrap_or(((max_length - 1) / 2).max(1)),
+        },
+        other => {
+            return Err(wgtrain::Error::Invalid(format!(
+                "--long-documents '{other}': use truncate (Paloma's rule) or slide"
+            )))
+        }
+    };
+    let options = DocumentOptions { max_length, long };
+    // Each document alone, without a start token (the tokenizer adds no special tokens).
+    let docs = tokenizer.encode_batch(texts)?;
+    let truncated = docs.iter().filter(|d| d.len() > max_length).count();
+    let model = load_decoder(gpu, ckpt, args.batch, options.seq_for(&docs))?;
+    let r = pollster::block_on(wgtrain::eval::perplexity::perplexity_per_document(
+        gpu, &model, &docs, options,
+    ))?;
+    let rule = match long {
+        LongDocuments::Truncate => format!("Paloma's rule: truncated to {max_length} ids"),
+        LongDocuments::Slide { stride } => {
+            format!("sliding windows of {max_length} ids, stride {stride}")
+        }
+    };
+    println!(
+        "{what}: mean per-document perplexity {:.3} (the Paloma figure), pooled perplexity {:.3}; \
+         {} documents scored, {} skipped (fewer than 2 ids), {} scored tokens, {truncated} \
+         longer than {max_length} ids ({rule}, no start token)",
+        r.mean_perplexity,
+        r.pooled.perplexity,
+        r.documents.len() - r.skipped,
+        r.skipped,
+        r.pooled.tokens
+    );
+    Ok(())
+}
+
 fn eval(args: EvalArgs) -> wgtrain::Result<()> {
     use wgtrain::train::tokenizer::Tokenizer;
-    if args.text.is_empty() && args.blimp.is_none() {
+    if args.text.is_empty() && args.blimp.is_none() && args.documents.is_none() {
         return Err(wgtrain::Error::Invalid(
-            "nothing to evaluate: give --text FILE (perplexity) and/or --blimp DIR".into(),
+            "nothing to evaluate: give --text FILE (perplexity), --documents PATH (Paloma \
+             per-document perplexity) and/or --blimp DIR"
+                .into(),
         ));
     }
     let ckpt = checkpoint::load(&args.checkpoint)?;
@@ -327,24 +402,29 @@ fn eval(args: EvalArgs) -> wgtrain::Result<()> {
             r.tokens
         );
         if args.per_document {
-            let docs: Vec<Vec<u32>> = wgtrain::eval::perplexity::wikitext_documents(&text)
-                .iter()
-                .map(|d| tokenizer.encode(d))
-                .collect::<wgtrain::Result<_>>()?;
-            let windows = wgtrain::eval::DocumentOptions {
-                max_length: seq + 1,
-                long: wgtrain::eval::LongDocuments::Slide { stride: seq },
-            };
-            let r = pollster::block_on(wgtrain::eval::perplexity::perplexity_per_document(
-                &gpu, &model, &docs, windows,
-            ))?;
-            println!(
-                "{}: mean per-document perplexity {:.3} over {} documents",
-                path.display(),
-                r.mean_perplexity,
-                r.documents.len() - r.skipped
-            );
+            let texts = wgtrain::eval::perplexity::wikitext_documents(&text);
+            let docs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            score_documents(
+                &gpu,
+                &ckpt,
+                &tokenizer,
+                &args,
+                &path.display().to_string(),
+                &docs,
+            )?;
         }
+    }
+    if let Some(path) = &args.documents {
+        let docs = wgtrain::eval::documents::read_documents(path)?;
+        let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
+        score_documents(
+            &gpu,
+            &ckpt,
+            &tokenizer,
+            &args,
+            &path.display().to_string(),
+            &texts,
+        )?;
     }
     if let Some(dir) = &args.blimp {
         let bos = tokenizer.eos_id().ok_or_else(|| {
