@@ -129,7 +129,7 @@ fn run() -> Result<()> {
         Ok(batch)
     };
     let print = |v: wgtrain::train::optim::StepValues| {
-        if v.step == 1 || v.step % 5 == 0 || v.step == steps {
+        if v.step == 1 || v.step.is_multiple_of(5) || v.step == steps {
             println!(
                 "step {:>4}  loss {:.4}  grad norm {:.3}",
                 v.step, v.loss, v.grad_norm
