@@ -49,6 +49,8 @@
 //! - `model_matrix`: those matrices of a live [`Decoder`](crate::model::decoder::Decoder)
 //!   (the trainer's and the browser demo's dynamics);
 //! - `analyze_checkpoint`: those matrices of a checkpoint (`wgtrain analyze`).
+//!
+//! [`ov_circuit`]: fn@ov_circuit
 
 mod analyze_checkpoint;
 mod matrix_metrics;

@@ -16,7 +16,8 @@ pub struct HostTensor {
     pub data: HostData,
 }
 
-/// Borrowed values to write with [`write_safetensors`](super::write_safetensors), stored as F32, I64 or I32.
+/// Borrowed values to write with [`write_safetensors`](super::write_safetensors), stored as
+/// F32, I64 or I32.
 #[derive(Clone, Copy, Debug)]
 pub enum HostSlice<'a> {
     F32(&'a [f32]),

@@ -7,7 +7,7 @@ use crate::model::config::ModelConfig;
 use std::path::Path;
 
 /// A checkpoint's two files in memory, `(file name, bytes)`: `config.json` and
-/// `model.safetensors` (f32), exactly as [`save`](super::save) writes them. For targets
+/// `model.safetensors` (f32), exactly as [`save`](fn@super::save) writes them. For targets
 /// without a file system (the browser demo packs them with [`crate::model::archive::tar`]).
 pub fn checkpoint_files(
     config: &ModelConfig,

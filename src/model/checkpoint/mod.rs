@@ -28,6 +28,8 @@
 //! - `load`, `save`, `in_memory`: pico checkpoint directories.
 //!
 //! [`ModelConfig`]: super::config::ModelConfig
+//! [`load`]: fn@load
+//! [`save`]: fn@save
 
 mod durable;
 mod half_float;

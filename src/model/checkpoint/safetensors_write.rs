@@ -1,7 +1,7 @@
 //! Writing safetensors files: the tensor list is checked first (names non-empty and unique,
 //! shapes matching the data), then the values are serialized little-endian with PyTorch's
 //! `format: pt` metadata. [`write_safetensors`] replaces a file atomically; a checkpoint's
-//! weights go into its staging directory ([`super::save`]) or into memory
+//! weights go into its staging directory ([`save`](fn@super::save)) or into memory
 //! ([`super::checkpoint_files`]).
 
 use super::durable::replace_file_atomically;
