@@ -1,5 +1,8 @@
 //! `wgtrain`: the command-line front end.
 
+#[path = "wgtrain/eval.rs"]
+mod eval;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,8 +27,9 @@ struct Cli {
 enum Command {
     /// Train a pico-decoder: pico-train's YAML config, any key overridable with --set.
     Train(TrainArgs),
-    /// Perplexity on text and BLiMP accuracy of a checkpoint.
-    Eval(EvalArgs),
+    /// Perplexity of a checkpoint on text and on documents (Paloma's rule), and BLiMP accuracy.
+    /// Never applies LoRA dropout (PyTorch's `model.eval()`).
+    Eval(eval::EvalArgs),
     /// Export a checkpoint: with --merge, a ReLoRA checkpoint becomes a plain pico-decoder one
     /// (W + s·B·A folded into every wrapped weight; no adapters, no relora block).
     Export {
@@ -91,6 +95,8 @@ enum Command {
         backend: String,
     },
     /// Loss, logits and every parameter's gradient for one batch: compare with PyTorch pico.
+    /// This is the deterministic gradient: the forward runs without LoRA dropout, as PyTorch
+    /// computes it after `model.eval()` (training steps apply the dropout; this does not).
     Grads {
         /// Checkpoint directory (config.json + model.safetensors, pico's format).
         #[arg(long)]
@@ -135,35 +141,6 @@ struct TrainArgs {
     /// No progress bar (logs still go to metrics.jsonl).
     #[arg(long)]
     quiet: bool,
-}
-
-#[derive(clap::Args)]
-struct EvalArgs {
-    #[arg(long)]
-    checkpoint: PathBuf,
-    /// Text file(s) to compute perplexity on (e.g. ../shared/data/wikitext-2/test.txt).
-    #[arg(long)]
-    text: Vec<PathBuf>,
-    /// Also report the mean of per-document perplexities (Paloma's rule; WikiText articles).
-    #[arg(long)]
-    per_document: bool,
-    /// BLiMP directory (or one paradigm's .jsonl).
-    #[arg(long)]
-    blimp: Option<PathBuf>,
-    /// Score only the first N pairs of each BLiMP paradigm.
-    #[arg(long)]
-    blimp_limit: Option<usize>,
-    /// tokenizer.json (default: the checkpoint's own).
-    #[arg(long)]
-    tokenizer: Option<PathBuf>,
-    /// Sequences per forward pass.
-    #[arg(long, default_value_t = 4)]
-    batch: usize,
-    /// Window length (default: the model's max_seq_len, at most 512).
-    #[arg(long)]
-    seq: Option<usize>,
-    #[arg(long, default_value = "auto")]
-    backend: String,
 }
 
 fn train(args: TrainArgs) -> wgtrain::Result<()> {
@@ -281,95 +258,10 @@ fn yaml_string(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
-fn eval(args: EvalArgs) -> wgtrain::Result<()> {
-    use wgtrain::train::tokenizer::Tokenizer;
-    if args.text.is_empty() && args.blimp.is_none() {
-        return Err(wgtrain::Error::Invalid(
-            "nothing to evaluate: give --text FILE (perplexity) and/or --blimp DIR".into(),
-        ));
-    }
-    let ckpt = checkpoint::load(&args.checkpoint)?;
-    ckpt.check_against(&ckpt.config.param_specs())?;
-    let tok_path = args
-        .tokenizer
-        .clone()
-        .unwrap_or_else(|| args.checkpoint.join("tokenizer.json"));
-    let tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| {
-        wgtrain::Error::Invalid(format!(
-            "{e} (the checkpoint has no tokenizer.json: pass --tokenizer PATH)"
-        ))
-    })?;
-    if tokenizer.vocab_size() > ckpt.config.vocab_size {
-        return Err(wgtrain::Error::Invalid(format!(
-            "the tokenizer has {} ids but the model only {}: use the tokenizer the model was trained with",
-            tokenizer.vocab_size(),
-            ckpt.config.vocab_size
-        )));
-    }
-    let gpu = open_gpu(&args.backend)?;
-    let seq = args.seq.unwrap_or(ckpt.config.max_seq_len.min(512));
-    let model = load_decoder(&gpu, &ckpt, args.batch, seq)?;
-    println!(
-        "checkpoint {} on {}",
-        args.checkpoint.display(),
-        gpu.adapter.name
-    );
-    for path in &args.text {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| wgtrain::Error::Invalid(format!("cannot read {}: {e}", path.display())))?;
-        let ids = tokenizer.encode(&text)?;
-        let r = pollster::block_on(wgtrain::eval::perplexity::perplexity(&gpu, &model, &ids))?;
-        println!(
-            "{}: perplexity {:.3} (mean NLL {:.4} nats over {} tokens)",
-            path.display(),
-            r.perplexity,
-            r.mean_nll,
-            r.tokens
-        );
-        if args.per_document {
-            let docs: Vec<Vec<u32>> = wgtrain::eval::perplexity::wikitext_documents(&text)
-                .iter()
-                .map(|d| tokenizer.encode(d))
-                .collect::<wgtrain::Result<_>>()?;
-            let windows = wgtrain::eval::DocumentOptions {
-                max_length: seq + 1,
-                long: wgtrain::eval::LongDocuments::Slide { stride: seq },
-            };
-            let r = pollster::block_on(wgtrain::eval::perplexity::perplexity_per_document(
-                &gpu, &model, &docs, windows,
-            ))?;
-            println!(
-                "{}: mean per-document perplexity {:.3} over {} documents",
-                path.display(),
-                r.mean_perplexity,
-                r.documents.len() - r.skipped
-            );
-        }
-    }
-    if let Some(dir) = &args.blimp {
-        let bos = tokenizer.eos_id().ok_or_else(|| {
-            wgtrain::Error::Invalid(
-                "BLiMP needs an end-of-text token in the tokenizer (used as BOS)".into(),
-            )
-        })?;
-        let encode = |s: &str| tokenizer.encode(s).unwrap_or_default();
-        let r = pollster::block_on(wgtrain::eval::blimp::blimp(
-            &gpu,
-            &model,
-            &encode,
-            bos,
-            dir,
-            args.blimp_limit,
-        ))?;
-        print!("{}", r.table());
-    }
-    Ok(())
-}
-
 fn run(cli: Cli) -> wgtrain::Result<()> {
     match cli.command {
         Command::Train(args) => train(args),
-        Command::Eval(args) => eval(args),
+        Command::Eval(args) => eval::eval(args),
         Command::Export {
             checkpoint,
             out,
