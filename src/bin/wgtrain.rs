@@ -1,5 +1,8 @@
 //! `wgtrain`: the command-line front end.
 
+#[path = "wgtrain/eval.rs"]
+mod eval;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,8 +27,9 @@ struct Cli {
 enum Command {
     /// Train a pico-decoder: pico-train's YAML config, any key overridable with --set.
     Train(TrainArgs),
-    /// Perplexity on text and BLiMP accuracy of a checkpoint.
-    Eval(EvalArgs),
+    /// Perplexity of a checkpoint on text and on documents (Paloma's rule), and BLiMP accuracy.
+    /// Never applies LoRA dropout (PyTorch's `model.eval()`).
+    Eval(eval::EvalArgs),
     /// Export a checkpoint: with --merge, a ReLoRA checkpoint becomes a plain pico-decoder one
     /// (W + s·B·A folded into every wrapped weight; no adapters, no relora block).
     Export {
@@ -91,7 +95,8 @@ enum Command {
         backend: String,
     },
     /// Loss, logits and every parameter's gradient for one batch: compare with PyTorch pico.
-    /// The gradient is the deterministic one: no LoRA dropout (as PyTorch's `model.eval()`).
+    /// This is the deterministic gradient: the forward runs without LoRA dropout, as PyTorch
+    /// computes it after `model.eval()` (training steps apply the dropout; this does not).
     Grads {
         /// Checkpoint directory (config.json + model.safetensors, pico's format).
         #[arg(long)]
@@ -136,52 +141,6 @@ struct TrainArgs {
     /// No progress bar (logs still go to metrics.jsonl).
     #[arg(long)]
     quiet: bool,
-}
-
-#[derive(clap::Args)]
-struct EvalArgs {
-    #[arg(long)]
-    checkpoint: PathBuf,
-    /// Text file(s) to compute perplexity on (e.g. ../shared/data/wikitext-2/test.txt).
-    #[arg(long)]
-    text: Vec<PathBuf>,
-    /// Also score each --text file's WikiText articles as documents, by Paloma's rule (as
-    /// --documents does).
-    #[arg(long)]
-    per_document: bool,
-    /// Documents to score by Paloma's rule: a directory of .txt files (one document each) or
-    /// .jsonl / .jsonl.gz files with a `text` field per line. Each document is tokenized
-    /// alone, without a start token, and truncated to --max-length ids; prints the mean of
-    /// per-document perplexities (the Paloma figure) and the token-pooled perplexity.
-    #[arg(long)]
-    documents: Option<PathBuf>,
-    /// Ids per document window (default: the model's max_seq_len, as Paloma's rule).
-    #[arg(long)]
-    max_length: Option<usize>,
-    /// Long documents: `truncate` (Paloma's rule) or `slide` (score every id in sliding
-    /// windows of --max-length ids; not the study's rule).
-    #[arg(long, default_value = "truncate")]
-    long_documents: String,
-    /// Sliding-window stride in ids (default: half of max-length - 1).
-    #[arg(long)]
-    stride: Option<usize>,
-    /// BLiMP directory (or one paradigm's .jsonl).
-    #[arg(long)]
-    blimp: Option<PathBuf>,
-    /// Score only the first N pairs of each BLiMP paradigm.
-    #[arg(long)]
-    blimp_limit: Option<usize>,
-    /// tokenizer.json (default: the checkpoint's own).
-    #[arg(long)]
-    tokenizer: Option<PathBuf>,
-    /// Sequences per forward pass.
-    #[arg(long, default_value_t = 4)]
-    batch: usize,
-    /// Window length (default: the model's max_seq_len, at most 512).
-    #[arg(long)]
-    seq: Option<usize>,
-    #[arg(long, default_value = "auto")]
-    backend: String,
 }
 
 fn train(args: TrainArgs) -> wgtrain::Result<()> {
@@ -299,157 +258,10 @@ fn yaml_string(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
-/// Per-document perplexity of `texts` by Paloma's rule (or sliding windows), printed.
-fn score_documents(
-    gpu: &Gpu,
-    ckpt: &checkpoint::Checkpoint,
-    tokenizer: &wgtrain::train::tokenizer::Tokenizer,
-    args: &EvalArgs,
-    what: &str,
-    texts: &[&str],
-) -> wgtrain::Result<()> {
-    use wgtrain::eval::{DocumentOptions, LongDocuments};
-    let max_length = args.max_length.unwrap_or(ckpt.config.max_seq_len);
-    if max_length < 2 || max_length > ckpt.config.max_seq_len + 1 {
-        return Err(wgtrain::Error::Invalid(format!(
-            "--max-length {max_length} must be between 2 and the model's max_seq_len + 1 ({})",
-            ckpt.config.max_seq_len + 1
-        )));
-    }
-    let long = match args.long_documents.as_str() {
-        "truncate" => LongDocuments::Truncate,
-        "slide" => LongDocuments::Slide {
-            stride: args.stride.unwrap_or(((max_length - 1) / 2).max(1)),
-        },
-        other => {
-            return Err(wgtrain::Error::Invalid(format!(
-                "--long-documents '{other}': use truncate (Paloma's rule) or slide"
-            )))
-        }
-    };
-    let options = DocumentOptions { max_length, long };
-    // Each document alone, without a start token (the tokenizer adds no special tokens).
-    let docs = tokenizer.encode_batch(texts)?;
-    let truncated = docs.iter().filter(|d| d.len() > max_length).count();
-    let model = load_decoder(gpu, ckpt, args.batch, options.seq_for(&docs))?;
-    let r = pollster::block_on(wgtrain::eval::perplexity::perplexity_per_document(
-        gpu, &model, &docs, options,
-    ))?;
-    let rule = match long {
-        LongDocuments::Truncate => format!("Paloma's rule: truncated to {max_length} ids"),
-        LongDocuments::Slide { stride } => {
-            format!("sliding windows of {max_length} ids, stride {stride}")
-        }
-    };
-    println!(
-        "{what}: mean per-document perplexity {:.3} (the Paloma figure), pooled perplexity {:.3}; \
-         {} documents scored, {} skipped (fewer than 2 ids), {} scored tokens, {truncated} \
-         longer than {max_length} ids ({rule}, no start token)",
-        r.mean_perplexity,
-        r.pooled.perplexity,
-        r.documents.len() - r.skipped,
-        r.skipped,
-        r.pooled.tokens
-    );
-    Ok(())
-}
-
-fn eval(args: EvalArgs) -> wgtrain::Result<()> {
-    use wgtrain::train::tokenizer::Tokenizer;
-    if args.text.is_empty() && args.blimp.is_none() && args.documents.is_none() {
-        return Err(wgtrain::Error::Invalid(
-            "nothing to evaluate: give --text FILE (perplexity), --documents PATH (Paloma \
-             per-document perplexity) and/or --blimp DIR"
-                .into(),
-        ));
-    }
-    let ckpt = checkpoint::load(&args.checkpoint)?;
-    ckpt.check_against(&ckpt.config.param_specs())?;
-    let tok_path = args
-        .tokenizer
-        .clone()
-        .unwrap_or_else(|| args.checkpoint.join("tokenizer.json"));
-    let tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| {
-        wgtrain::Error::Invalid(format!(
-            "{e} (the checkpoint has no tokenizer.json: pass --tokenizer PATH)"
-        ))
-    })?;
-    if tokenizer.vocab_size() > ckpt.config.vocab_size {
-        return Err(wgtrain::Error::Invalid(format!(
-            "the tokenizer has {} ids but the model only {}: use the tokenizer the model was trained with",
-            tokenizer.vocab_size(),
-            ckpt.config.vocab_size
-        )));
-    }
-    let gpu = open_gpu(&args.backend)?;
-    let seq = args.seq.unwrap_or(ckpt.config.max_seq_len.min(512));
-    let model = load_decoder(&gpu, &ckpt, args.batch, seq)?;
-    println!(
-        "checkpoint {} on {}",
-        args.checkpoint.display(),
-        gpu.adapter.name
-    );
-    for path in &args.text {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| wgtrain::Error::Invalid(format!("cannot read {}: {e}", path.display())))?;
-        let ids = tokenizer.encode(&text)?;
-        let r = pollster::block_on(wgtrain::eval::perplexity::perplexity(&gpu, &model, &ids))?;
-        println!(
-            "{}: perplexity {:.3} (mean NLL {:.4} nats over {} tokens)",
-            path.display(),
-            r.perplexity,
-            r.mean_nll,
-            r.tokens
-        );
-        if args.per_document {
-            let texts = wgtrain::eval::perplexity::wikitext_documents(&text);
-            let docs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            score_documents(
-                &gpu,
-                &ckpt,
-                &tokenizer,
-                &args,
-                &path.display().to_string(),
-                &docs,
-            )?;
-        }
-    }
-    if let Some(path) = &args.documents {
-        let docs = wgtrain::eval::documents::read_documents(path)?;
-        let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
-        score_documents(
-            &gpu,
-            &ckpt,
-            &tokenizer,
-            &args,
-            &path.display().to_string(),
-            &texts,
-        )?;
-    }
-    if let Some(dir) = &args.blimp {
-        let bos = tokenizer.eos_id().ok_or_else(|| {
-            wgtrain::Error::Invalid(
-                "BLiMP needs an end-of-text token in the tokenizer (used as BOS)".into(),
-            )
-        })?;
-        let encode = |s: &str| tokenizer.encode(s).unwrap_or_default();
-        let r = pollster::block_on(wgtrain::eval::blimp::blimp(
-            &gpu,
-            &model,
-            &encode,
-            bos,
-            dir,
-            args.blimp_limit,
-        ))?;
-        print!("{}", r.table());
-    }
-    Ok(())
-}
-
 fn run(cli: Cli) -> wgtrain::Result<()> {
     match cli.command {
         Command::Train(args) => train(args),
-        Command::Eval(args) => eval(args),
+        Command::Eval(args) => eval::eval(args),
         Command::Export {
             checkpoint,
             out,
