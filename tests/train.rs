@@ -102,6 +102,15 @@ fn resume_is_bitwise_identical_to_an_uninterrupted_run() {
     let ck4 = straight.join("checkpoints/step_000004");
     let dst = resumed.join("checkpoints/step_000004");
     common::copy_checkpoint(&ck4, &dst);
+    // Other data on resume would be silently ignored: refused, naming both.
+    let other = ["data.dataset.name=\"elsewhere.txt\"".to_string()];
+    let err = Trainer::resume(&gpu, &dst, &other)
+        .err()
+        .expect("other data must be refused");
+    assert!(
+        err.to_string().contains("elsewhere.txt") && err.to_string().contains("--resume"),
+        "{err}"
+    );
     let mut b = Trainer::resume(&gpu, &dst, &[]).unwrap();
     assert_eq!(b.step(), 4);
     b.show_progress = false;

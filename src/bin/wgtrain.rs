@@ -182,6 +182,13 @@ fn train(args: TrainArgs) -> wgtrain::Result<()> {
         }
     };
     t.show_progress = !args.quiet;
+    let ignored = t.config.ignored_keys();
+    if !ignored.is_empty() {
+        eprintln!(
+            "note: these pico keys are accepted but wgtrain does not act on them: {}",
+            ignored.join(", ")
+        );
+    }
     eprintln!(
         "adapter: {} ({}, {})",
         gpu.adapter.name, gpu.adapter.backend, gpu.adapter.device_type

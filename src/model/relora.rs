@@ -120,6 +120,13 @@ impl Default for ReloraConfig {
     }
 }
 
+/// Whether a `target_modules` entry names the linear at `path` of `group`: the group
+/// (`attention`, `swiglu`), the linear's own name (`q_proj`) or its path (`attention.q_proj`).
+/// Names match whole, never as a suffix (`proj` names nothing).
+fn names_module(target: &str, path: &str, group: &str) -> bool {
+    target == group || target == path || path.rsplit('.').next() == Some(target)
+}
+
 fn bad(key: &str, problem: impl std::fmt::Display) -> Error {
     Error::Config {
         key: format!("relora.{key}"),
@@ -149,8 +156,29 @@ impl ReloraConfig {
         if self.r == 0 {
             return Err(bad("r", "must be at least 1"));
         }
-        if self.reset_frequency == 0 {
-            return Err(bad("reset_frequency", "must be at least 1"));
+        if self.reset_frequency < 2 {
+            return Err(bad(
+                "reset_frequency",
+                format!(
+                    "must be at least 2 (got {}): a reset before every step would merge \
+                     adapters that never trained",
+                    self.reset_frequency
+                ),
+            ));
+        }
+        if self.target_modules.is_empty() {
+            return Err(bad(
+                "target_modules",
+                "is empty: name the linears to wrap (attention, swiglu, or q_proj, k_proj, \
+                 v_proj, o_proj, w_0, w_1, w_2)",
+            ));
+        }
+        if !self.keep_original_weights {
+            return Err(bad(
+                "keep_original_weights",
+                "false is not supported: wgtrain keeps every wrapped base weight, frozen, \
+                 under its adapters (pico-relora's true)",
+            ));
         }
         if !(0.0..1.0).contains(&self.lora_dropout) {
             return Err(bad(
@@ -170,7 +198,7 @@ impl ReloraConfig {
         for t in &self.target_modules {
             let known = LINEARS
                 .iter()
-                .any(|(path, group)| t == group || path.ends_with(t.as_str()));
+                .any(|(path, group)| names_module(t, path, group));
             if !known {
                 return Err(bad(
                     "target_modules",
@@ -200,10 +228,10 @@ impl ReloraConfig {
 
     /// Whether the linear at `path` inside a layer (e.g. `attention.q_proj`) gets adapters.
     pub fn wraps(&self, path: &str) -> bool {
-        let group = LINEARS.iter().find(|(p, _)| *p == path).map(|(_, g)| *g);
-        self.target_modules
+        LINEARS
             .iter()
-            .any(|t| Some(t.as_str()) == group || path.ends_with(t.as_str()))
+            .find(|(p, _)| *p == path)
+            .is_some_and(|(p, g)| self.target_modules.iter().any(|t| names_module(t, p, g)))
     }
 
     /// Whether optimizer step `t` (1-based) starts with a merge-and-reset: as in the
@@ -305,6 +333,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("'mlp' is not a module"), "{e}");
+        for (extra, key) in [
+            (
+                serde_json::json!({"target_modules": ["proj"]}),
+                "'proj' is not a module",
+            ),
+            (
+                serde_json::json!({"target_modules": []}),
+                "relora.target_modules",
+            ),
+            (
+                serde_json::json!({"reset_frequency": 1}),
+                "relora.reset_frequency",
+            ),
+            (
+                serde_json::json!({"keep_original_weights": false}),
+                "keep_original_weights",
+            ),
+        ] {
+            let e = parse(extra.clone()).unwrap_err().to_string();
+            assert!(e.contains(key), "{extra}: {e}");
+        }
+        let only =
+            parse(serde_json::json!({"target_modules": ["attention.v_proj", "w_2"]})).unwrap();
+        let wrapped: Vec<&str> = LINEARS
+            .iter()
+            .map(|(p, _)| *p)
+            .filter(|p| only.wraps(p))
+            .collect();
+        assert_eq!(wrapped, ["attention.v_proj", "swiglu.w_2"]);
         let e = parse(serde_json::json!({"rank": 4}))
             .unwrap_err()
             .to_string();

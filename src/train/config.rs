@@ -380,6 +380,46 @@ impl TrainConfig {
                 .max(1)
     }
 
+    /// The pico keys this config sets that wgtrain accepts but does not act on (Lightning
+    /// Fabric, Hugging Face uploads, wandb, pico-analyze's own settings, ...), to list once at
+    /// the start of a run so none is dropped silently.
+    pub fn ignored_keys(&self) -> Vec<&'static str> {
+        let c = &self.checkpointing;
+        let m = &self.monitoring;
+        [
+            ("model.batch_size", self.model.batch_size.is_some()),
+            ("training.fabric", self.training.fabric.is_some()),
+            (
+                "checkpointing.fabric_checkpoint_dir",
+                c.fabric_checkpoint_dir.is_some(),
+            ),
+            (
+                "checkpointing.fabric_checkpoint_filename",
+                c.fabric_checkpoint_filename.is_some(),
+            ),
+            (
+                "checkpointing.learning_dynamics_dir",
+                c.learning_dynamics_dir.is_some(),
+            ),
+            ("checkpointing.save_to_hf", c.save_to_hf.is_some()),
+            ("checkpointing.hf_checkpoint", c.hf_checkpoint.is_some()),
+            ("checkpointing.training", c.training.is_some()),
+            ("checkpointing.evaluation", c.evaluation.is_some()),
+            (
+                "checkpointing.learning_dynamics",
+                c.learning_dynamics.is_some(),
+            ),
+            ("evaluation.paloma", self.evaluation.paloma.is_some()),
+            ("monitoring.save_to_wandb", m.save_to_wandb.is_some()),
+            ("monitoring.wandb", m.wandb.is_some()),
+            ("monitoring.save_to_picolabs", m.save_to_picolabs.is_some()),
+            ("monitoring.pico_report", m.pico_report.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect()
+    }
+
     pub fn validate(&self) -> Result<()> {
         let o = &self.training.optimization;
         if let Some(t) = &self.model.model_type {
@@ -389,6 +429,22 @@ impl TrainConfig {
                     format!("'{t}' is not supported: use pico_decoder or pico_relora"),
                 ));
             }
+        }
+        let relora = self.model.relora.is_some();
+        if self.model.model_type.as_deref() == Some("pico_relora") && !relora {
+            return Err(invalid(
+                "model.model_type",
+                "pico_relora needs a model.relora block (r, lora_alpha, reset_frequency, ...); \
+                 without one the run would train a plain pico-decoder",
+            ));
+        }
+        if self.training.optimization.lr_scheduler == "relora_jagged_cosine" && !relora {
+            return Err(invalid(
+                "training.optimization.lr_scheduler",
+                "relora_jagged_cosine restarts every model.relora.reset_frequency steps; without \
+                 a model.relora block the learning rate would stay 0 after the warmup: add the \
+                 block, or use cosine or linear_with_warmup for a full-rank run",
+            ));
         }
         if self.training.max_steps == 0 {
             return Err(invalid("training.max_steps", "must be at least 1"));

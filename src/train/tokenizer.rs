@@ -193,18 +193,21 @@ pub fn resolve(
     if saved.exists() {
         return Tokenizer::from_file(saved);
     }
-    // A hub name (pico's default): fetch its tokenizer.json when the hub is reachable;
-    // otherwise, and for `bpe`, train a byte-level BPE on the data (a small vocabulary
-    // also keeps CPU runs fast).
+    // A hub name (pico's default): its tokenizer.json from the cache or the hub. A tokenizer
+    // that cannot be had is an error, never a silent switch to another tokenizer: only
+    // `bpe` trains one on the data.
     if name != "bpe" {
-        match fetch_hf_tokenizer(name, &cache_dir()) {
-            Ok(path) => return Tokenizer::from_file(path),
-            Err(e) => eprintln!(
-                "tokenizer '{name}' is not a local file and could not be fetched ({e}); \
-                 training a byte-level BPE tokenizer (vocab {}) on the data instead",
-                config.vocab_size
-            ),
-        }
+        let cache = cache_dir();
+        return match fetch_hf_tokenizer(name, &cache) {
+            Ok(path) => Tokenizer::from_file(path),
+            Err(e) => Err(Error::Invalid(format!(
+                "tokenizer '{name}' is not a local file and could not be fetched ({e}). Give \
+                 its tokenizer.json as a path (--tokenizer PATH or data.tokenizer.name; pico's \
+                 OLMo tokenizer is in ../shared/data/tokenizers/), put it at {}, or use \
+                 --tokenizer bpe to train a byte-level BPE on the data",
+                cache.join("hf").join(name).join("tokenizer.json").display()
+            ))),
+        };
     }
     train_bpe_files(&text_files()?, config.vocab_size, saved)
 }

@@ -114,6 +114,19 @@ impl<'g> Trainer<'g> {
         let state: TrainerState = serde_json::from_str(&text)
             .map_err(|e| Error::Invalid(format!("{}: {e}", state_path.display())))?;
         let config = TrainConfig::from_yaml(&state.config_yaml, overrides)?;
+        // A resumed run continues on its own data, from its saved position: another dataset
+        // given now would be silently ignored, so it is refused.
+        let saved = TrainConfig::from_yaml(&state.config_yaml, &[])?;
+        if config.data.dataset.name != saved.data.dataset.name {
+            return Err(Error::Invalid(format!(
+                "--resume continues on the data the run started with ('{}', read from {}); \
+                 '{}' differs: leave out --data (or data.dataset.name) to resume, or start a \
+                 new run to train on other data",
+                saved.data.dataset.name,
+                state.data_path.display(),
+                config.data.dataset.name
+            )));
+        }
         let run_dir = dir
             .parent()
             .and_then(Path::parent)
