@@ -104,9 +104,10 @@ fn resume_is_bitwise_identical_to_an_uninterrupted_run() {
     common::copy_checkpoint(&ck4, &dst);
     // Other data on resume would be silently ignored: refused, naming both.
     let other = ["data.dataset.name=\"elsewhere.txt\"".to_string()];
-    let err = Trainer::resume(&gpu, &dst, &other)
-        .err()
-        .expect("other data must be refused");
+    let err = match Trainer::resume(&gpu, &dst, &other) {
+        Ok(_) => panic!("other data on --resume must be refused"),
+        Err(e) => e,
+    };
     assert!(
         err.to_string().contains("elsewhere.txt") && err.to_string().contains("--resume"),
         "{err}"
