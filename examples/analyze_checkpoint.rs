@@ -14,7 +14,7 @@
 //! `train_tiny` example saves; it defaults to the test fixture `tests/fixtures/pico_mini`.
 
 use std::path::PathBuf;
-use wgtrain::metrics::dynamics::{analyze_checkpoint, default_matrices};
+use wgtrain::metrics::dynamics::{analyze_checkpoint, default_matrices, AnalyzedWeights};
 use wgtrain::model::checkpoint;
 use wgtrain::{Gpu, GpuOptions, Result};
 
@@ -47,17 +47,19 @@ fn run() -> Result<()> {
 
     let gpu = Gpu::new_blocking(GpuOptions::default())?;
     // The default matrices are `layers.N.swiglu.w_2.weight` and `layers.N.ov_circuit` for
-    // every layer; pass `Some(&names)` to measure any other 2-D parameter.
+    // every layer (the latter gives pico-analyze's per-head circuits and their mean); pass
+    // `Some(&names)` to measure any other 2-D parameter. ReLoRA checkpoints are measured
+    // with their effective weights W + s·B·A (`AnalyzedWeights::Base` for the frozen W).
     let names = default_matrices(c);
-    let results = analyze_checkpoint(&gpu, &ckpt, Some(&names))?;
+    let results = analyze_checkpoint(&gpu, &ckpt, Some(&names), AnalyzedWeights::Effective)?;
 
     println!(
-        "{:<32} {:>9} {:>8} {:>12}",
+        "{:<40} {:>9} {:>8} {:>12}",
         "matrix", "shape", "PER", "condition"
     );
     for (name, m) in &results {
         println!(
-            "{:<32} {:>9} {:>8.4} {:>12.4e}",
+            "{:<40} {:>9} {:>8.4} {:>12.4e}",
             name,
             format!("{}x{}", m.rows, m.cols),
             m.per,

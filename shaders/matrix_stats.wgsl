@@ -270,9 +270,11 @@ fn stats_singular(@builtin(local_invocation_index) lane: u32) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// OV circuit: out[i, h * cols + j] = sum_c x[xo(h) + i * x_rs + c] * y[yo(h) + c * y_rs + j]
+// OV circuit: out[out_offset + h * out_hs + i * out_rs + j]
+//   = sum_c x[xo(h) + i * x_rs + c] * y[yo(h) + c * y_rs + j]
 // for every head h, with xo(h) = x_hq * h + x_hkv * (h / group) (likewise yo): the heads'
-// products side by side along the columns. 16 x 16 output tiles, the inner dim in steps of 16.
+// products side by side along the columns (out_hs = cols, out_rs = heads * cols) or stacked
+// (out_hs = rows * cols, out_rs = cols). 16 x 16 output tiles, the inner dim in steps of 16.
 
 struct OvParams {
     rows: u32,     // rows of one head's product
@@ -290,7 +292,11 @@ struct OvParams {
     tiles_c: u32,
     groups_x: u32,
     total: u32,
-    pad: u32,
+    out_offset: u32, // where head 0's product starts in ov_out
+    out_hs: u32,     // stride between heads' products in ov_out
+    out_rs: u32,     // stride between rows of one head's product in ov_out
+    pad0: u32,
+    pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> ov: OvParams;
@@ -338,6 +344,6 @@ fn ov_circuit(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         workgroupBarrier();
     }
     if (i < ov.rows && j < ov.cols) {
-        ov_out[i * (ov.heads * ov.cols) + h * ov.cols + j] = acc;
+        ov_out[ov.out_offset + h * ov.out_hs + i * ov.out_rs + j] = acc;
     }
 }

@@ -5,10 +5,14 @@
 // The matrix A (rows x cols, row-major, possibly stored in pieces of whole rows) is copied,
 // scaled by an exact power of two so that max |a| lies in [0.5, 1), into `w`: k = min(rows,
 // cols) vectors of length len = max(rows, cols), vector-major (vector v is w[v*len ..][..len]).
-// When cols <= rows the vectors are A's columns (the copy transposes), otherwise A's rows.
-// A sweep visits every pair of vectors once, in kk - 1 rounds of kk / 2 independent pairs
-// (kk = k rounded up to even; round-robin "circle" pairing, the odd vector out sits with a
-// dummy). Each pair is rotated so that the two vectors become orthogonal, skipping pairs whose
+// When cols <= rows the vectors are A's columns (the copy transposes), otherwise A's rows
+// (and always the rows for a batch, below: then k = rows, len = cols).
+// The vectors form k / block independent blocks of `block` vectors (one block of k for one
+// matrix; for a batch of small square matrices stacked vertically, one block per matrix, whose
+// rows are its vectors). A sweep visits every pair of vectors of each block once, in kk - 1
+// rounds of kk / 2 independent pairs per block (kk = block rounded up to even; round-robin
+// "circle" pairing, the odd vector out sits with a dummy): `pairs` = blocks * kk / 2. Each
+// pair is rotated so that the two vectors become orthogonal, skipping pairs whose
 // cosine |<a_p, a_q>| / (|a_p| |a_q|) is already at most `tol`. The largest cosine met in a
 // sweep is its convergence measure; when it is at most `tol`, the device sets `done` and every
 // later kernel returns at once. The singular values are then the vector norms.
@@ -19,7 +23,7 @@
 struct Params {
     k: u32,          // number of vectors
     len: u32,        // length of each vector
-    kk: u32,         // k rounded up to even
+    kk: u32,         // block rounded up to even
     round: u32,      // round of the sweep (svd_rotate)
     rows: u32,       // rows of this piece of A (svd_absmax, svd_load)
     cols: u32,       // columns of A
@@ -29,6 +33,10 @@ struct Params {
     groups_x: u32,   // workgroups along x of the dispatch grid
     total: u32,      // workgroups (or tiles) doing work; the grid may round up
     tiles_c: u32,    // tiles along A's columns (svd_load)
+    block: u32,      // vectors per block (k for one matrix)
+    pairs: u32,      // pairs per round over all blocks: (k / block) * kk / 2
+    pad0: u32,
+    pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -56,7 +64,7 @@ fn svd_reset(@builtin(local_invocation_index) lane: u32) {
     if (lane < S_WORDS) {
         atomicStore(&state[lane], 0u);
     }
-    for (var i = lane; i < p.kk / 2u; i += WG) {
+    for (var i = lane; i < p.pairs; i += WG) {
         off[i] = 0.0;
     }
 }
@@ -148,18 +156,23 @@ fn vector_at(pos: u32, round: u32) -> u32 {
     return 1u + (pos - 1u + round) % (p.kk - 1u);
 }
 
-// One round: workgroup i orthogonalises the pair at positions i and kk - 1 - i.
+// One round: workgroup i orthogonalises, in block i / (kk / 2), the pair at positions
+// j = i % (kk / 2) and kk - 1 - j.
 @compute @workgroup_size(256)
 fn svd_rotate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let i = group_index(wid);
-    if (i >= p.kk / 2u) {
+    if (i >= p.pairs) {
         return;
     }
-    let va = vector_at(i, p.round);
-    let vb = vector_at(p.kk - 1u - i, p.round);
-    if (va >= p.k || vb >= p.k) {
+    let half = p.kk / 2u;
+    let first = (i / half) * p.block;
+    let la = vector_at(i % half, p.round);
+    let lb = vector_at(p.kk - 1u - i % half, p.round);
+    if (la >= p.block || lb >= p.block) {
         return; // paired with the dummy
     }
+    let va = first + la;
+    let vb = first + lb;
     if (lane == 0u) {
         flag = atomicLoad(&state[S_DONE]);
     }
@@ -233,7 +246,7 @@ fn svd_sweep_end(@builtin(local_invocation_index) lane: u32) {
         return;
     }
     var m = 0.0;
-    for (var i = lane; i < p.kk / 2u; i += WG) {
+    for (var i = lane; i < p.pairs; i += WG) {
         m = max(m, off[i]);
         off[i] = 0.0;
     }

@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use crate::eval::perplexity::perplexity;
 use crate::gpu::Gpu;
-use crate::metrics::dynamics::{model_matrix, MatrixMetrics, MetricsPlans};
+use crate::metrics::dynamics::{measure_matrices, model_matrix, MatrixMetrics, MetricsPlans};
 use crate::model::archive;
 use crate::model::checkpoint::checkpoint_files;
 use crate::model::config::ModelConfig;
@@ -352,11 +352,21 @@ impl DemoSession {
         Ok(Some(report.mean_nll))
     }
 
-    /// PER, condition number and norms of `matrix` (a 2-D parameter name or
-    /// `layers.N.ov_circuit`) as the model has it now (ReLoRA: the effective weight).
+    /// PER, condition number and norms of `matrix` as the model has it now (ReLoRA: the
+    /// effective weight): a 2-D parameter name or an OV-circuit name; for
+    /// `layers.N.ov_circuit` the mean over the layer's per-head circuits
+    /// (`layers.N.ov_circuit.weights.head_mean`).
     pub async fn matrix_metrics(&mut self, gpu: &Gpu, matrix: &str) -> Result<MatrixMetrics> {
-        let m = model_matrix(gpu, &self.train.model, matrix, false)?;
-        self.metrics.metrics(gpu, &m).await
+        let model = &self.train.model;
+        let names = [matrix.to_string()];
+        let mut measured = measure_matrices(gpu, &mut self.metrics, &model.config, &names, |n| {
+            model_matrix(gpu, model, n, false)
+        })
+        .await?;
+        measured
+            .pop()
+            .map(|(_, m)| m)
+            .ok_or_else(|| Error::Invalid(format!("nothing to measure in {matrix}")))
     }
 
     /// The current model as a pico checkpoint directory `dir` packed in a tar archive:

@@ -38,7 +38,6 @@ fn analyze_agrees_with_an_f64_cpu_svd() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 2, "w_2 and the OV circuit of the one layer");
     let ckpt = load(&dir).unwrap();
     let c = &ckpt.config;
     let f64s = |name: &str| -> (Vec<usize>, Vec<f64>) {
@@ -48,8 +47,8 @@ fn analyze_agrees_with_an_f64_cpu_svd() {
     // w_2 as stored.
     let (shape, w2) = f64s("layers.0.swiglu.w_2.weight");
     let want_w2 = per_and_condition(shape[0], shape[1], &w2);
-    // The OV circuit: per query head h, W_o[:, h] (d x hd) times W_v[kv(h)] (hd x d),
-    // heads side by side: d x (H d).
+    // pico-analyze's OV circuit, per query head h with kv head g = h / (H / KV):
+    // W_v[g*hd.., :] (hd x d) times W_o[:, h*hd..] (d x hd), each head on its own.
     let (d, h, kv, hd) = (
         c.d_model,
         c.attention_n_heads,
@@ -58,25 +57,28 @@ fn analyze_agrees_with_an_f64_cpu_svd() {
     );
     let (_, wv) = f64s("layers.0.attention.v_proj.weight");
     let (_, wo) = f64s("layers.0.attention.o_proj.weight");
-    let mut ov = vec![0.0; d * h * d];
+    let mut want = vec![("layers.0.swiglu.w_2.weight".to_string(), want_w2)];
     for head in 0..h {
-        let g = head / (h / kv);
-        for i in 0..d {
-            for j in 0..d {
-                let mut acc = 0.0;
-                for k in 0..hd {
-                    acc += wo[i * h * hd + head * hd + k] * wv[(g * hd + k) * d + j];
-                }
-                ov[i * h * d + head * d + j] = acc;
-            }
-        }
+        let want_head = per_and_condition(hd, hd, &ov_head_f64(&wv, &wo, d, h, kv, head));
+        want.push((
+            format!("layers.0.ov_circuit.weights.heads.{head}"),
+            want_head,
+        ));
     }
-    let want_ov = per_and_condition(d, h * d, &ov);
-    for (line, (name, (per, cond))) in lines.iter().zip([
-        ("layers.0.swiglu.w_2.weight", want_w2),
-        ("layers.0.ov_circuit", want_ov),
-    ]) {
-        assert_eq!(line["name"], name);
+    let mean =
+        |f: fn(&(f64, f64)) -> f64| want[1..].iter().map(|w| f(&w.1)).sum::<f64>() / h as f64;
+    let want_mean = (mean(|w| w.0), mean(|w| w.1));
+    want.push((
+        "layers.0.ov_circuit.weights.head_mean".to_string(),
+        want_mean,
+    ));
+    assert_eq!(
+        lines.len(),
+        want.len(),
+        "w_2, every head's OV circuit, their mean"
+    );
+    for (line, (name, (per, cond))) in lines.iter().zip(&want) {
+        assert_eq!(line["name"], name.as_str());
         let got_per = line["per"].as_f64().unwrap();
         let got_cond = line["condition_number"].as_f64().unwrap();
         assert!(
@@ -88,6 +90,21 @@ fn analyze_agrees_with_an_f64_cpu_svd() {
             "{name}: condition {got_cond} vs {cond}"
         );
     }
+}
+
+/// Head `head`'s OV product `W_v[g*hd.., :] · W_o[:, head*hd..]` (`hd x hd`), in f64.
+fn ov_head_f64(wv: &[f64], wo: &[f64], d: usize, h: usize, kv: usize, head: usize) -> Vec<f64> {
+    let hd = d / h;
+    let g = head / (h / kv);
+    let mut out = vec![0.0; hd * hd];
+    for i in 0..hd {
+        for j in 0..hd {
+            out[i * hd + j] = (0..d)
+                .map(|c| wv[(g * hd + i) * d + c] * wo[c * h * hd + head * hd + j])
+                .sum();
+        }
+    }
+    out
 }
 
 fn yaml(relora: bool) -> String {
@@ -126,7 +143,8 @@ fn training_logs_dynamics_and_plot_overlays_runs() {
         let log = read_log(&dir.join("metrics.jsonl")).unwrap();
         for key in [
             "dynamics/layers.1.swiglu.w_2.weight/weights/per",
-            "dynamics/layers.1.ov_circuit/weights/condition_number",
+            "dynamics/layers.1.ov_circuit.weights.head_mean/weights/condition_number",
+            "dynamics/layers.0.ov_circuit.weights.heads.3/weights/per",
             "dynamics/layers.0.swiglu.w_2.weight/update/per",
         ] {
             let s = series(&log, key);
@@ -177,4 +195,59 @@ fn training_logs_dynamics_and_plot_overlays_runs() {
     for dir in [plain, relora, out] {
         std::fs::remove_dir_all(dir).ok();
     }
+}
+
+/// `wgtrain analyze` on a mid-cycle ReLoRA checkpoint measures what training measured at
+/// that step (the effective `W + s·B·A`); `--base` measures the frozen `W`, which differs.
+#[test]
+fn offline_analysis_of_a_relora_checkpoint_equals_the_training_dynamics() {
+    let dir = run("relora-offline", true);
+    let log = read_log(&dir.join("metrics.jsonl")).unwrap();
+    // Step 6: B has trained for two steps since the reset at step 4.
+    let ckpt_dir = dir.join("checkpoints/step_000006");
+    let analyze = |extra: &[&str]| -> Vec<serde_json::Value> {
+        common::wgtrain(["analyze", "--json"])
+            .test_backend()
+            .arg("--checkpoint")
+            .arg(&ckpt_dir)
+            .args(extra)
+            .run_ok()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let effective = analyze(&[]);
+    let base = analyze(&["--base"]);
+    assert_eq!(
+        effective.len(),
+        2 * (1 + 4 + 1),
+        "2 layers: w_2, 4 heads, their mean"
+    );
+    let mut w2_differs = false;
+    for (e, b) in effective.iter().zip(&base) {
+        let name = e["name"].as_str().unwrap();
+        assert_eq!(b["name"], name);
+        for metric in ["per", "condition_number", "frobenius", "spectral"] {
+            let key = format!("dynamics/{name}/weights/{metric}");
+            let logged = series(&log, &key);
+            let at6 = logged
+                .iter()
+                .find(|p| p.0 == 6.0)
+                .unwrap_or_else(|| panic!("{key}"));
+            let got = e[metric].as_f64().unwrap();
+            assert!(
+                (got - at6.1).abs() <= 1e-5 * at6.1.abs(),
+                "{key}: analyze {got} vs training {}",
+                at6.1
+            );
+        }
+        if name.contains("w_2") && e["frobenius"] != b["frobenius"] {
+            w2_differs = true;
+        }
+    }
+    assert!(
+        w2_differs,
+        "the base w_2 is not the effective one mid-cycle"
+    );
+    std::fs::remove_dir_all(dir).ok();
 }

@@ -115,3 +115,28 @@ fn an_unavailable_hub_tokenizer_is_an_error_not_a_fresh_bpe() {
     );
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+#[test]
+fn a_bare_hub_dataset_name_that_cannot_be_fetched_says_how_to_provide_it() {
+    // pico's study configs name `pico-lm/pretokenized-dolma` without hf://: it is the hub
+    // dataset; with an unreachable hub (a closed port) and an empty cache, the error gives
+    // the ways to provide it.
+    std::env::set_var("WGTRAIN_HF_ENDPOINT", "http://127.0.0.1:9");
+    let cache = std::env::temp_dir().join(format!("wgtrain-no-data-{}", std::process::id()));
+    for name in [
+        "pico-lm/pretokenized-dolma",
+        "hf://pico-lm/pretokenized-dolma",
+    ] {
+        let e = match wgtrain::train::data::resolve_dataset_in(name, &cache) {
+            Ok(d) => panic!("{name} resolved to {}", d.path.display()),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.contains("Hugging Face dataset pico-lm/pretokenized-dolma")
+                && e.contains("local directory of its parquet shards")
+                && e.contains(&cache.join("hf").display().to_string()),
+            "{e}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&cache);
+}

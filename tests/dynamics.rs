@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 use wgtrain::metrics::dynamics::{
     analyze_checkpoint, default_matrices, lora_product, matrix_metrics_blocking, ov_circuit,
-    ov_circuit_with, MatrixMetrics, MetricsPlan, OvForm,
+    ov_circuit_with, AnalyzedWeights, MatrixMetrics, MetricsPlan, OvForm,
 };
 use wgtrain::metrics::svd::{SvdOptions, SvdPlan};
 use wgtrain::model::checkpoint::{Checkpoint, TensorData};
@@ -562,12 +562,14 @@ fn largest_test_shapes_and_timings() {
 // ---------------------------------------------------------------------------------------------
 // What is measured
 
-/// The OV construction on the CPU, as the module docs define it.
+/// The OV constructions on the CPU, as the module docs define them: per head
+/// `W_v[g*hd.., :] · W_o[:, h*hd..]` stacked (`[H*hd, hd]`), or the concatenation
+/// `[W_o,h · W_v,g]` (`d x H*d`).
 fn ov_cpu(v: &[f32], o: &[f32], d: usize, heads: usize, kv: usize, form: OvForm) -> Vec<f64> {
     let hd = d / heads;
     let group = heads / kv;
     match form {
-        OvForm::Circuit => {
+        OvForm::Concat => {
             let cols = heads * d;
             let mut out = vec![0.0; d * cols];
             for h in 0..heads {
@@ -585,14 +587,13 @@ fn ov_cpu(v: &[f32], o: &[f32], d: usize, heads: usize, kv: usize, form: OvForm)
             }
             out
         }
-        OvForm::HeadsVo => {
-            let cols = heads * hd;
-            let mut out = vec![0.0; hd * cols];
+        OvForm::Heads => {
+            let mut out = vec![0.0; heads * hd * hd];
             for h in 0..heads {
                 let g = h / group;
                 for i in 0..hd {
                     for j in 0..hd {
-                        out[i * cols + h * hd + j] = (0..d)
+                        out[(h * hd + i) * hd + j] = (0..d)
                             .map(|c| {
                                 v[(g * hd + i) * d + c] as f64
                                     * o[c * heads * hd + h * hd + j] as f64
@@ -616,33 +617,96 @@ fn ov_circuit_matches_a_cpu_construction() {
         let o = common::random(d * heads * hd, d as u64 + 1);
         let vt = upload(&gpu, kv * hd, d, &v);
         let ot = upload(&gpu, d, heads * hd, &o);
-        for form in [OvForm::Circuit, OvForm::HeadsVo] {
+        for form in [OvForm::Heads, OvForm::Concat] {
             let got = ov_circuit_with(&gpu, &vt, &ot, heads, kv, form).unwrap();
             let want = ov_cpu(&v, &o, d, heads, kv, form);
             let shape = match form {
-                OvForm::Circuit => vec![d, heads * d],
-                OvForm::HeadsVo => vec![hd, heads * hd],
+                OvForm::Heads => vec![heads * hd, hd],
+                OvForm::Concat => vec![d, heads * d],
             };
             assert_eq!(got.shape(), shape.as_slice());
             let want32: Vec<f32> = want.iter().map(|&x| x as f32).collect();
             common::assert_close(&got.to_vec_f32(&gpu).unwrap(), &want32, 1e-5, 1e-5, "ov");
-            // Its metrics; the circuit has rank <= d (H blocks of rank hd side by side).
-            let m = matrix_metrics_blocking(&gpu, &got).unwrap();
-            let r = reference(&want32, shape[0], shape[1]);
-            assert!(
-                normwise_error(&m.singular_values, &r.s) < 5e-7,
-                "{d} {form:?}"
-            );
-            assert!(rel(m.per as f64, r.per) < 1e-5);
-            check_entry_metrics_tol(&m, &r, 1e-6, "ov");
         }
     }
-    // Default form is the circuit.
+    // Default form is pico-analyze's per-head products.
     let v = upload(&gpu, 8, 24, &common::random(192, 1));
     let o = upload(&gpu, 24, 24, &common::random(576, 2));
-    assert_eq!(ov_circuit(&gpu, &v, &o, 6, 2).unwrap().shape(), &[24, 144]);
+    assert_eq!(ov_circuit(&gpu, &v, &o, 6, 2).unwrap().shape(), &[24, 4]);
     assert!(ov_circuit(&gpu, &v, &o, 5, 2).is_err());
     assert!(ov_circuit(&gpu, &o, &v, 6, 2).is_err());
+}
+
+#[test]
+fn a_batched_svd_gives_every_small_matrix_its_own_singular_values() {
+    let gpu = common::gpu();
+    // 8 x 8 (pico tiny's head_dim) and an odd size; among the blocks a zero matrix, a rank-2
+    // one and an ill-conditioned one (kappa 1e3), the rest random.
+    for n in [8usize, 5] {
+        let blocks = 37;
+        let mut data = Vec::with_capacity(blocks * n * n);
+        for b in 0..blocks {
+            let m: Vec<f64> = match b {
+                3 => vec![0.0; n * n],
+                7 => {
+                    let u = random_f64(n * 2, 70 + b as u64);
+                    let w = random_f64(2 * n, 80 + b as u64);
+                    (0..n * n)
+                        .map(|idx| {
+                            (0..2)
+                                .map(|l| u[idx / n * 2 + l] * w[l * n + idx % n])
+                                .sum()
+                        })
+                        .collect()
+                }
+                11 => with_singular_values(n, n, &geometric(n, 1e3), 90),
+                _ => random_f64(n * n, 100 + b as u64),
+            };
+            data.extend(m.iter().map(|&x| x as f32));
+        }
+        let stacked = upload(&gpu, blocks * n, n, &data);
+        let plan = SvdPlan::batched_square(&gpu, blocks, n, SvdOptions::default()).unwrap();
+        let out = pollster::block_on(plan.run_with(&gpu, &stacked, &[], &[], &[])).unwrap();
+        assert!(out.report.converged, "{:?}", out.report);
+        assert_eq!(out.by_vector.len(), blocks * n);
+        for b in 0..blocks {
+            let block = &data[b * n * n..(b + 1) * n * n];
+            let mut got = out.by_vector[b * n..(b + 1) * n].to_vec();
+            got.sort_by(|x, y| y.total_cmp(x));
+            if b == 3 {
+                assert!(got.iter().all(|&s| s == 0.0), "zero block: {got:?}");
+                continue;
+            }
+            let want = reference(block, n, n);
+            assert!(
+                normwise_error(&got, &want.s) < 5e-7,
+                "block {b} of {n}x{n}: {got:?} vs {:?}",
+                want.s
+            );
+            // The batched host metrics equal a plan of its own on the device.
+            let single = matrix_metrics_blocking(&gpu, &upload(&gpu, n, n, block)).unwrap();
+            let parts = MatrixMetrics::from_parts(n, n, &got, block, out.report);
+            for (what, a, b_) in [
+                ("per", parts.per, single.per),
+                ("frobenius", parts.frobenius, single.frobenius),
+                ("gini", parts.gini, single.gini),
+                ("hoyer", parts.hoyer, single.hoyer),
+                ("max_abs", parts.max_abs, single.max_abs),
+            ] {
+                assert!(
+                    rel(a as f64, b_ as f64) < 2e-5,
+                    "block {b}: {what} {a} vs {b_}"
+                );
+            }
+            if b != 7 {
+                assert!(rel(parts.per as f64, want.per) < 1e-5, "block {b}");
+                assert!(
+                    rel(parts.condition_number as f64, want.cond) < 1e-3,
+                    "block {b}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -681,7 +745,7 @@ fn analyze_checkpoint_measures_w2_and_the_ov_circuit_of_every_layer() {
     config.attention_n_heads = 6;
     config.attention_n_kv_heads = 2;
     config.activation_hidden_dim = 40;
-    let (d, hd, hidden) = (24, 4, 40);
+    let (d, hd, hidden, heads) = (24, 4, 40, 6);
     let mut tensors = BTreeMap::new();
     let mut put = |name: String, shape: Vec<usize>, seed: u64| {
         let data = common::random(shape.iter().product(), seed);
@@ -724,20 +788,41 @@ fn analyze_checkpoint_measures_w2_and_the_ov_circuit_of_every_layer() {
             "layers.1.ov_circuit"
         ]
     );
-    let got = analyze_checkpoint(&gpu, &ckpt, None).unwrap();
+    let got = analyze_checkpoint(&gpu, &ckpt, None, AnalyzedWeights::Effective).unwrap();
+    let mut want_names = Vec::new();
+    for l in 0..2 {
+        want_names.push(format!("layers.{l}.swiglu.w_2.weight"));
+        want_names.extend((0..heads).map(|h| format!("layers.{l}.ov_circuit.weights.heads.{h}")));
+        want_names.push(format!("layers.{l}.ov_circuit.weights.head_mean"));
+    }
     assert_eq!(
         got.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
-        names
+        want_names
     );
+    let mut head_pers = Vec::new();
     for (name, m) in &got {
-        let (want, rows, cols) = if let Some(l) = name.strip_suffix(".ov_circuit") {
+        if name.ends_with("head_mean") {
+            // The plain mean of the layer's heads, as its name says.
+            let mean = head_pers.iter().sum::<f64>() / heads as f64;
+            assert!(
+                rel(m.per as f64, mean) < 1e-6,
+                "{name}: {} vs {mean}",
+                m.per
+            );
+            head_pers.clear();
+            continue;
+        }
+        let (want, rows, cols) = if let Some((l, h)) = name.split_once(".ov_circuit.weights.heads.")
+        {
+            let h: usize = h.parse().unwrap();
             let v = &ckpt.tensors[&format!("{l}.attention.v_proj.weight")].data;
             let o = &ckpt.tensors[&format!("{l}.attention.o_proj.weight")].data;
-            let ov: Vec<f32> = ov_cpu(v, o, d, 6, 2, OvForm::Circuit)
+            let all = ov_cpu(v, o, d, heads, 2, OvForm::Heads);
+            let head: Vec<f32> = all[h * hd * hd..(h + 1) * hd * hd]
                 .iter()
                 .map(|&x| x as f32)
                 .collect();
-            (ov, d, 6 * d)
+            (head, hd, hd)
         } else {
             (ckpt.tensors[name].data.clone(), d, hidden)
         };
@@ -747,21 +832,37 @@ fn analyze_checkpoint_measures_w2_and_the_ov_circuit_of_every_layer() {
         assert!(rel(m.per as f64, r.per) < 1e-5, "{name}");
         assert!(rel(m.condition_number as f64, r.cond) < 2e-4, "{name}");
         check_entry_metrics_tol(m, &r, 1e-6, name);
+        if name.contains("ov_circuit") {
+            head_pers.push(m.per as f64);
+        }
     }
-    // Chosen matrices, pico-analyze's per-head form, and errors naming the culprit.
+    // Chosen matrices: one head, the concatenated form, a plain weight.
     let pick = [
-        "layers.1.ov_circuit_vo".to_string(),
+        "layers.1.ov_circuit.weights.heads.5".to_string(),
+        "layers.1.ov_circuit_concat".into(),
         "layers.0.attention.o_proj.weight".into(),
     ];
-    let got = analyze_checkpoint(&gpu, &ckpt, Some(&pick)).unwrap();
-    assert_eq!((got[0].1.rows, got[0].1.cols), (hd, 6 * hd));
-    assert_eq!((got[1].1.rows, got[1].1.cols), (d, d));
+    let got = analyze_checkpoint(&gpu, &ckpt, Some(&pick), AnalyzedWeights::Effective).unwrap();
+    assert_eq!((got[0].1.rows, got[0].1.cols), (hd, hd));
+    assert_eq!((got[1].1.rows, got[1].1.cols), (d, heads * d));
+    assert_eq!((got[2].1.rows, got[2].1.cols), (d, d));
+    let v = &ckpt.tensors["layers.1.attention.v_proj.weight"].data;
+    let o = &ckpt.tensors["layers.1.attention.o_proj.weight"].data;
+    let concat: Vec<f32> = ov_cpu(v, o, d, heads, 2, OvForm::Concat)
+        .iter()
+        .map(|&x| x as f32)
+        .collect();
+    let r = reference(&concat, d, heads * d);
+    assert!(normwise_error(&got[1].1.singular_values, &r.s) < 5e-7);
     for bad in [
         "layers.0.nothing.weight",
         "layers.0.attention_norm.weight",
         "layers.2.ov_circuit",
+        "layers.0.ov_circuit.weights.heads.6",
+        "layers.0.ov_circuit_vo",
     ] {
-        let err = analyze_checkpoint(&gpu, &ckpt, Some(&[bad.to_string()])).unwrap_err();
+        let err = analyze_checkpoint(&gpu, &ckpt, Some(&[bad.to_string()]), AnalyzedWeights::Base)
+            .unwrap_err();
         println!("{bad}: {err}");
     }
 }

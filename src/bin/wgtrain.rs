@@ -69,10 +69,17 @@ enum Command {
     Analyze {
         #[arg(long)]
         checkpoint: PathBuf,
-        /// Matrices to measure: any 2-D parameter by name, or layers.{i}.ov_circuit
-        /// (default: every layer's swiglu.w_2.weight and OV circuit).
+        /// Matrices to measure: any 2-D parameter by name; layers.{i}.ov_circuit (pico-analyze's
+        /// per-head circuits layers.{i}.ov_circuit.weights.heads.{h}, then their mean
+        /// layers.{i}.ov_circuit.weights.head_mean); either of those names alone; or
+        /// layers.{i}.ov_circuit_concat (the d x H*d concatenation). Default: every layer's
+        /// swiglu.w_2.weight and layers.{i}.ov_circuit.
         #[arg(long, num_args = 1..)]
         matrices: Vec<String>,
+        /// ReLoRA checkpoints: measure the frozen base weights W as stored, instead of the
+        /// effective W + s·B·A the model computes with (the default, as in training).
+        #[arg(long)]
+        base: bool,
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
@@ -338,16 +345,23 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
         Command::Analyze {
             checkpoint,
             matrices,
+            base,
             json,
             backend,
         } => {
+            use wgtrain::metrics::dynamics::{analyze_checkpoint, AnalyzedWeights};
             let ckpt = checkpoint::load(&checkpoint)?;
             let gpu = open_gpu(&backend)?;
             let pick = (!matrices.is_empty()).then_some(matrices.as_slice());
-            let results = wgtrain::metrics::dynamics::analyze_checkpoint(&gpu, &ckpt, pick)?;
+            let weights = if base {
+                AnalyzedWeights::Base
+            } else {
+                AnalyzedWeights::Effective
+            };
+            let results = analyze_checkpoint(&gpu, &ckpt, pick, weights)?;
             if !json {
                 println!(
-                    "{:<36} {:>11} {:>8} {:>12} {:>10} {:>10} {:>10} {:>7} {:>7}",
+                    "{:<42} {:>11} {:>8} {:>12} {:>10} {:>10} {:>10} {:>7} {:>7}",
                     "matrix",
                     "shape",
                     "PER",
@@ -372,7 +386,7 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
                     println!("{line}");
                 } else {
                     println!(
-                        "{:<36} {:>11} {:>8.4} {:>12.4e} {:>10.4} {:>10.4} {:>10.4} {:>7.4} {:>7.4}",
+                        "{:<42} {:>11} {:>8.4} {:>12.4e} {:>10.4} {:>10.4} {:>10.4} {:>7.4} {:>7.4}",
                         name,
                         format!("{}x{}", m.rows, m.cols),
                         m.per,

@@ -125,6 +125,9 @@ struct Params {
     groups_x: u32,
     total: u32,
     tiles_c: u32,
+    block: u32,
+    pairs: u32,
+    pad: [u32; 2],
 }
 
 const B_STATE: u32 = 1;
@@ -137,6 +140,9 @@ const B_SV: u32 = 5;
 pub struct SvdOutput {
     /// Singular values, largest first.
     pub values: Vec<f32>,
+    /// The same values in the order of the working vectors: for a batch
+    /// ([`SvdPlan::batched_square`]), matrix `b`'s values are `by_vector[b*n .. (b+1)*n]`.
+    pub by_vector: Vec<f32>,
     pub report: SvdReport,
     /// Bytes of the extra tensors passed to [`SvdPlan::run_with`], in order.
     pub extra: Vec<Vec<u8>>,
@@ -150,6 +156,7 @@ pub struct SvdPlan {
     k: usize,
     len: usize,
     transpose: bool,
+    block: usize,
     tol: f32,
     options: SvdOptions,
     work: Tensor,
@@ -174,19 +181,54 @@ impl SvdPlan {
         cols: usize,
         options: SvdOptions,
     ) -> Result<SvdPlan> {
-        let op = "svd";
         if rows == 0 || cols == 0 {
             return Err(Error::Shape {
-                op,
+                op: "svd",
                 detail: format!("the matrix {rows} x {cols} is empty"),
             });
         }
+        Self::build(gpu, rows, cols, cols <= rows, rows.min(cols), options)
+    }
+
+    /// A plan for the singular values of `blocks` square `n x n` matrices at once, stacked
+    /// vertically into one `[blocks * n, n]` tensor (matrix `b` is rows `b*n .. (b+1)*n`):
+    /// the same sweeps rotate only pairs of rows of one matrix, all matrices in the same
+    /// dispatches. Read each matrix's values from [`SvdOutput::by_vector`]. The convergence
+    /// test is over all of them (the largest cosine of any pair).
+    pub fn batched_square(
+        gpu: &Gpu,
+        blocks: usize,
+        n: usize,
+        options: SvdOptions,
+    ) -> Result<SvdPlan> {
+        if blocks == 0 || n == 0 {
+            return Err(Error::Shape {
+                op: "svd",
+                detail: format!("a batch of {blocks} matrices {n} x {n} is empty"),
+            });
+        }
+        Self::build(gpu, blocks * n, n, false, n, options)
+    }
+
+    /// `k = block * blocks` vectors: A's columns (`transpose`) or rows, in blocks of `block`.
+    fn build(
+        gpu: &Gpu,
+        rows: usize,
+        cols: usize,
+        transpose: bool,
+        block: usize,
+        options: SvdOptions,
+    ) -> Result<SvdPlan> {
         if options.max_sweeps == 0 {
             return Err(Error::Invalid("svd: max_sweeps must be at least 1".into()));
         }
-        let transpose = cols <= rows;
-        let (k, len) = (rows.min(cols), rows.max(cols));
-        let kk = k + k % 2;
+        let (k, len) = if transpose {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
+        let kk = block + block % 2;
+        let pairs = (k / block) * kk / 2;
         let bytes = (k * len * 4) as u64;
         if bytes > gpu.binding_limit() {
             return Err(Error::TooLarge {
@@ -203,7 +245,7 @@ impl SvdPlan {
         let work = Tensor::zeros(gpu, &[k, len], DType::F32)?;
         let state = Tensor::zeros(gpu, &[STATE_WORDS], DType::U32)?;
         let values = Tensor::zeros(gpu, &[k], DType::F32)?;
-        let off = Tensor::zeros(gpu, &[(kk / 2).max(1)], DType::F32)?;
+        let off = Tensor::zeros(gpu, &[pairs.max(1)], DType::F32)?;
         // Sized to fit one binding each (checked above).
         let (wb, sb, vb, ob) = (
             whole(&work, "svd", "work")?,
@@ -218,6 +260,8 @@ impl SvdPlan {
             cols: to_u32(cols)?,
             transpose: transpose as u32,
             tol,
+            block: to_u32(block)?,
+            pairs: to_u32(pairs)?,
             ..Params::default()
         };
         let one = |entry: &'static str, binds: &[(u32, &wgpu::Buffer)], p: Params, grid| {
@@ -225,13 +269,13 @@ impl SvdPlan {
         };
         let reset = one("svd_reset", &[(B_STATE, sb), (B_OFF, ob)], base, [1, 1, 1]);
         let scale = one("svd_scale", &[(B_STATE, sb)], base, [1, 1, 1]);
-        let pair_grid = grid_2d(gpu, kk / 2)?;
+        let pair_grid = grid_2d(gpu, pairs)?;
         let mut sweep = Vec::with_capacity(kk);
         for round in 0..kk.saturating_sub(1) {
             let p = Params {
                 round: round as u32,
                 groups_x: pair_grid[0],
-                total: (kk / 2) as u32,
+                total: pairs as u32,
                 ..base
             };
             sweep.push(one(
@@ -264,6 +308,7 @@ impl SvdPlan {
             k,
             len,
             transpose,
+            block,
             tol,
             options,
             work,
@@ -285,9 +330,14 @@ impl SvdPlan {
         self.cols
     }
 
-    /// Number of singular values: `min(rows, cols)`.
+    /// Number of singular values: `min(rows, cols)` (for a batch, all matrices' together).
     pub fn k(&self) -> usize {
         self.k
+    }
+
+    /// Vectors per independent block: `k` for one matrix, `n` for a batch of `n x n`.
+    pub fn block(&self) -> usize {
+        self.block
     }
 
     /// The working vectors `[k, len]`: right after loading, the matrix's entries (transposed
@@ -452,7 +502,7 @@ impl SvdPlan {
             }
         }
         gpu.submit(encoder);
-        let mut values = self.values.read_f32(gpu).await?;
+        let by_vector = self.values.read_f32(gpu).await?;
         let state = self.state.read_u32(gpu).await?;
         let mut extra_bytes = Vec::with_capacity(extra.len());
         for t in extra {
@@ -464,6 +514,7 @@ impl SvdPlan {
                 self.rows, self.cols
             )));
         }
+        let mut values = by_vector.clone();
         values.sort_by(|a, b| b.total_cmp(a));
         let report = SvdReport {
             sweeps: state[S_SWEEPS],
@@ -474,6 +525,7 @@ impl SvdPlan {
         };
         Ok(SvdOutput {
             values,
+            by_vector,
             report,
             extra: extra_bytes,
         })

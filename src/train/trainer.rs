@@ -458,9 +458,12 @@ impl<'g> Trainer<'g> {
 
     /// Learning-dynamics metrics of the configured matrices, as in the study: the weights
     /// (for ReLoRA the effective `W + s·B·A`) and the updates (the last step's gradients; for
-    /// ReLoRA the adapters' `s·B·A`). Keys: `dynamics/{matrix}/{weights|update}/{metric}`.
+    /// ReLoRA the adapters' `s·B·A`). OV circuits (per head, and their mean) are measured for
+    /// the weights only, as pico-analyze does. Keys: `dynamics/{matrix}/{weights|update}/{metric}`.
     pub fn dynamics(&mut self) -> Result<Vec<(String, f64)>> {
-        use crate::metrics::dynamics::{default_matrices, model_matrix};
+        use crate::metrics::dynamics::{
+            default_matrices, is_ov_name, measure_matrices, model_matrix,
+        };
         let gpu = self.gpu;
         let names = self
             .config
@@ -468,16 +471,22 @@ impl<'g> Trainer<'g> {
             .dynamics_matrices
             .clone()
             .unwrap_or_else(|| default_matrices(&self.model_config));
-        let kinds: &[(&str, bool)] = if self.config.evaluation.dynamics_updates {
-            &[("weights", false), ("update", true)]
-        } else {
-            &[("weights", false)]
-        };
+        let updates: Vec<String> = names.iter().filter(|n| !is_ov_name(n)).cloned().collect();
+        let mut kinds = vec![("weights", false, names)];
+        if self.config.evaluation.dynamics_updates {
+            kinds.push(("update", true, updates));
+        }
         let mut out = Vec::new();
-        for name in &names {
-            for &(kind, update) in kinds {
-                let m = model_matrix(gpu, &self.engine.model, name, update)?;
-                let r = pollster::block_on(self.dynamics_plans.metrics(gpu, &m))?;
+        for (kind, update, names) in kinds {
+            let model = &self.engine.model;
+            let measured = pollster::block_on(measure_matrices(
+                gpu,
+                &mut self.dynamics_plans,
+                &self.model_config,
+                &names,
+                |name| model_matrix(gpu, model, name, update),
+            ))?;
+            for (name, r) in measured {
                 let key = |metric: &str| format!("dynamics/{name}/{kind}/{metric}");
                 out.push((key("per"), r.per as f64));
                 out.push((key("condition_number"), r.condition_number as f64));

@@ -118,7 +118,7 @@ function startSession() {
   const previous = sel.value;
   sel.innerHTML = '';
   for (let i = 0; i < summary.config.n_layers; i++) {
-    for (const name of [`layers.${i}.swiglu.w_2.weight`, `layers.${i}.ov_circuit`,
+    for (const name of [`layers.${i}.swiglu.w_2.weight`, `layers.${i}.ov_circuit.weights.head_mean`,
       `layers.${i}.attention.q_proj.weight`, `layers.${i}.swiglu.w_0.weight`]) {
       sel.add(new Option(name, name));
     }

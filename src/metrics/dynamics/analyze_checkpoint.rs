@@ -1,21 +1,32 @@
 //! The metrics of a checkpoint's matrices (`wgtrain analyze`).
 
 use super::matrix_metrics::{MatrixMetrics, MetricsPlans};
-use super::matrix_names::{default_matrices, parse_ov_name};
-use super::ov_circuit::layer_ov_circuit;
+use super::matrix_names::default_matrices;
+use super::measure::measure_matrices;
+use super::model_matrix::effective_weight;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Tensor};
 use crate::model::checkpoint::Checkpoint;
 
-/// The metrics of `matrices` of a checkpoint (default: [`default_matrices`]), in order. A name
-/// is a 2-D tensor of the checkpoint, or `layers.{i}.ov_circuit` (built from the layer's
-/// `attention.v_proj.weight` and `attention.o_proj.weight`), or `layers.{i}.ov_circuit_vo`.
-/// Tensors are analysed as stored: for a ReLoRA checkpoint that is the frozen base weight,
-/// without the current adapters.
+/// Which weights of a ReLoRA checkpoint are measured (a plain checkpoint has only one kind).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AnalyzedWeights {
+    /// What the model computes with: `W + s·B·A` for every wrapped weight, as the trainer's
+    /// dynamics measure a live model.
+    #[default]
+    Effective,
+    /// The frozen base `W` alone, as stored (what merge-and-reset last folded in).
+    Base,
+}
+
+/// The metrics of `matrices` of a checkpoint (default: [`default_matrices`]), in order, OV
+/// requests expanded (see [`measure_matrices`]). A name is a 2-D tensor of the checkpoint or
+/// one of the OV-circuit names.
 pub async fn analyze_checkpoint_async(
     gpu: &Gpu,
     ckpt: &Checkpoint,
     matrices: Option<&[String]>,
+    weights: AnalyzedWeights,
 ) -> Result<Vec<(String, MatrixMetrics)>> {
     let names = match matrices {
         Some(m) => m.to_vec(),
@@ -31,25 +42,21 @@ pub async fn analyze_checkpoint_async(
         }
         Tensor::from_f32(gpu, &t.shape, &t.data)
     };
-    let mut plans = MetricsPlans::default();
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let m = match parse_ov_name(&name) {
-            Some((layer, form)) => {
-                if layer >= ckpt.config.n_layers {
-                    return Err(Error::Invalid(format!(
-                        "{name}: the model has {} layers",
-                        ckpt.config.n_layers
-                    )));
-                }
-                layer_ov_circuit(gpu, &ckpt.config, layer, form, &upload)?
+    let relora = ckpt.config.relora.as_ref();
+    let matrix = |name: &str| -> Result<Tensor> {
+        let w = upload(name)?;
+        match relora.filter(|r| r.wraps_weight(name)) {
+            Some(r) if weights == AnalyzedWeights::Effective => {
+                let module = name.trim_end_matches(".weight");
+                let a = upload(&format!("{module}.A_lora.weight"))?;
+                let b = upload(&format!("{module}.B_lora.weight"))?;
+                effective_weight(gpu, &w, &b, &a, r.scale())
             }
-            None => upload(&name)?,
-        };
-        let metrics = plans.metrics(gpu, &m).await?;
-        out.push((name, metrics));
-    }
-    Ok(out)
+            _ => Ok(w),
+        }
+    };
+    let mut plans = MetricsPlans::default();
+    measure_matrices(gpu, &mut plans, &ckpt.config, &names, matrix).await
 }
 
 /// Blocking [`analyze_checkpoint_async`] (native only).
@@ -58,6 +65,7 @@ pub fn analyze_checkpoint(
     gpu: &Gpu,
     ckpt: &Checkpoint,
     matrices: Option<&[String]>,
+    weights: AnalyzedWeights,
 ) -> Result<Vec<(String, MatrixMetrics)>> {
-    pollster::block_on(analyze_checkpoint_async(gpu, ckpt, matrices))
+    pollster::block_on(analyze_checkpoint_async(gpu, ckpt, matrices, weights))
 }

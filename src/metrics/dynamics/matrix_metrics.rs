@@ -36,6 +36,104 @@ pub struct MatrixMetrics {
     pub svd: SvdReport,
 }
 
+impl MatrixMetrics {
+    /// The metrics of a `rows x cols` matrix from its singular values (any order) and its
+    /// entries, on the host in f64, with the same definitions and conventions as the device's
+    /// reductions: for the small per-head matrices whose SVD runs in one batch, where a
+    /// reduction per matrix would cost more dispatches than arithmetic.
+    pub fn from_parts(
+        rows: usize,
+        cols: usize,
+        values: &[f32],
+        entries: &[f32],
+        svd: SvdReport,
+    ) -> MatrixMetrics {
+        let mut sv = values.to_vec();
+        sv.sort_by(|a, b| b.total_cmp(a));
+        let nuclear: f64 = sv.iter().map(|&s| s as f64).sum();
+        let (smax, smin) = (
+            sv.first().copied().unwrap_or(0.0) as f64,
+            sv.last().copied().unwrap_or(0.0) as f64,
+        );
+        let entropy: f64 = sv
+            .iter()
+            .map(|&s| s as f64 / nuclear)
+            .filter(|&p| p > 0.0)
+            .map(|p| -p * p.ln())
+            .sum();
+        let n = entries.len() as f64;
+        let mut abs: Vec<f64> = entries.iter().map(|&x| (x as f64).abs()).collect();
+        abs.sort_by(f64::total_cmp);
+        let l1: f64 = abs.iter().sum();
+        let l2 = abs.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let gini = if l1 > 0.0 {
+            let weighted: f64 = abs
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (2.0 * (i + 1) as f64 - n - 1.0) * x)
+                .sum();
+            weighted / (n * l1)
+        } else {
+            0.0
+        };
+        let (mut per, mut erank, mut cond, mut hoyer) = (
+            entropy.exp() / sv.len() as f64,
+            entropy.exp(),
+            smax / smin,
+            (n.sqrt() - l1 / l2) / (n.sqrt() - 1.0),
+        );
+        if nuclear == 0.0 {
+            // The zero matrix: 0/0 as PyTorch gives it.
+            (per, erank, cond, hoyer) = (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
+        } else if smin == 0.0 {
+            cond = f64::INFINITY;
+        }
+        if entries.len() == 1 {
+            hoyer = f64::NAN;
+        }
+        MatrixMetrics {
+            rows,
+            cols,
+            per: per as f32,
+            effective_rank: erank as f32,
+            condition_number: cond as f32,
+            frobenius: l2 as f32,
+            nuclear: nuclear as f32,
+            spectral: smax as f32,
+            max_abs: abs.last().copied().unwrap_or(0.0) as f32,
+            gini: gini as f32,
+            hoyer: hoyer as f32,
+            singular_values: sv,
+            svd,
+        }
+    }
+
+    /// Each scalar metric's mean over `ms` (a layer's heads), in f64; no singular values.
+    /// A NaN or infinite metric of one head makes its mean NaN or infinite, as a plain mean
+    /// does. `None` when `ms` is empty.
+    pub fn mean_of(ms: &[MatrixMetrics]) -> Option<MatrixMetrics> {
+        let first = ms.first()?;
+        let mean = |f: fn(&MatrixMetrics) -> f32| {
+            (ms.iter().map(|m| f(m) as f64).sum::<f64>() / ms.len() as f64) as f32
+        };
+        Some(MatrixMetrics {
+            rows: first.rows,
+            cols: first.cols,
+            per: mean(|m| m.per),
+            effective_rank: mean(|m| m.effective_rank),
+            condition_number: mean(|m| m.condition_number),
+            frobenius: mean(|m| m.frobenius),
+            nuclear: mean(|m| m.nuclear),
+            spectral: mean(|m| m.spectral),
+            max_abs: mean(|m| m.max_abs),
+            gini: mean(|m| m.gini),
+            hoyer: mean(|m| m.hoyer),
+            singular_values: Vec::new(),
+            svd: first.svd,
+        })
+    }
+}
+
 // Words of the stats block (see shaders/matrix_stats.wgsl).
 const STATS_WORDS: usize = 16;
 const T_NUCLEAR: usize = 0;
@@ -284,6 +382,8 @@ impl MetricsPlan {
 pub struct MetricsPlans {
     options: SvdOptions,
     plans: HashMap<(usize, usize), MetricsPlan>,
+    /// Batched SVDs of `blocks` square `n x n` matrices, by `(blocks, n)`.
+    batched: HashMap<(usize, usize), SvdPlan>,
 }
 
 impl MetricsPlans {
@@ -291,7 +391,18 @@ impl MetricsPlans {
         MetricsPlans {
             options,
             plans: HashMap::new(),
+            batched: HashMap::new(),
         }
+    }
+
+    /// The batched SVD plan for `blocks` square `n x n` matrices, made on first use.
+    pub fn batched_svd(&mut self, gpu: &Gpu, blocks: usize, n: usize) -> Result<&SvdPlan> {
+        Ok(match self.batched.entry((blocks, n)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(SvdPlan::batched_square(gpu, blocks, n, self.options)?)
+            }
+        })
     }
 
     /// The metrics of `m`, with the plan of its shape.

@@ -1,5 +1,6 @@
 //! Learning-dynamics metrics of weight matrices (pico-analyze's, as the ReLoRA study plots
-//! them), computed on the device: only scalars and the singular values are read back.
+//! them), computed on the device: only scalars and the singular values are read back (and,
+//! for the small per-head OV matrices, their entries, whose few scalars the host sums).
 //!
 //! # Metrics ([`MatrixMetrics`])
 //!
@@ -26,17 +27,21 @@
 //!
 //! # What is measured
 //!
-//! - `layers.{i}.swiglu.w_2.weight` as stored (`[d_model, hidden]`);
-//! - the OV circuit of layer `i` ([`ov_circuit`], named `layers.{i}.ov_circuit`): with pico's
-//!   `v_proj` `[KV*hd, d]` and `o_proj` `[d, H*hd]` (`[out, in]`), query head `h` reads kv
-//!   head `g = h / (H / KV)`, and its OV matrix is
-//!   `OV_h = W_o[:, h*hd .. (h+1)*hd] · W_v[g*hd .. (g+1)*hd, :]` (`d x hd` times `hd x d`:
-//!   `d x d`, the map from the attended token's residual to the head's output); the heads are
-//!   concatenated along the columns: `[OV_0 | OV_1 | ... | OV_{H-1}]`, `d x (H*d)`.
-//! - for comparison, pico-analyze's code multiplies the other way round, per head
-//!   `W_v[g*hd.., :] · W_o[:, h*hd..]` (`hd x hd`), and scores each head on its own:
-//!   [`OvForm::HeadsVo`] builds those side by side (`hd x (H*hd)`, named
-//!   `layers.{i}.ov_circuit_vo`).
+//! - `layers.{i}.swiglu.w_2.weight` as stored (`[d_model, hidden]`), for weights and updates;
+//! - pico-analyze's OV circuit of layer `i`, per query head: with pico's `v_proj`
+//!   `[KV*hd, d]` and `o_proj` `[d, H*hd]` (`[out, in]`), head `h` reads kv head
+//!   `g = h / (H / KV)`, and its OV matrix is
+//!   `OV_h = W_v[g*hd .. (g+1)*hd, :] · W_o[:, h*hd .. (h+1)*hd]` (`hd x d` times `d x hd`:
+//!   `hd x hd`), scored on its own under pico-analyze's name
+//!   `layers.{i}.ov_circuit.weights.heads.{h}`; beside them
+//!   `layers.{i}.ov_circuit.weights.head_mean`, each metric's plain mean over the layer's
+//!   heads. Requested together as `layers.{i}.ov_circuit`; all heads of all requested layers
+//!   go through one batched SVD (`ov_heads`). Weights only: pico-analyze
+//!   forms no OV circuit of gradients, and neither do the study's update figures.
+//! - `layers.{i}.ov_circuit_concat`, on request: the `d x (H*d)` concatenation
+//!   `[W_o,h · W_v,g(h)]` over heads (the map from the attended residual to each head's
+//!   output, side by side). Its singular values differ from the heads': it is not the figure
+//!   the paper plots.
 //!
 //! The functions take weight tensors, so the trainer can pass weights, gradients, or LoRA
 //! products `B·A` ([`lora_product`]).
@@ -44,26 +49,34 @@
 //! # The files
 //!
 //! - `matrix_metrics`: [`MetricsPlan`], the SVD followed by the sort and reductions;
-//! - `ov_circuit`: the OV construction on the device ([`OvCircuit`]);
+//!   [`MatrixMetrics::from_parts`] for the batched small matrices;
+//! - `ov_circuit`: the OV constructions on the device ([`OvCircuit`]);
+//! - `ov_heads`: every head's OV metrics of several layers in one batched SVD;
 //! - `matrix_names`: the names of the measured matrices ([`default_matrices`]);
+//! - `measure`: the metrics of a list of names ([`measure_matrices`]), for any tensor source;
 //! - `model_matrix`: those matrices of a live [`Decoder`](crate::model::decoder::Decoder)
 //!   (the trainer's and the browser demo's dynamics);
-//! - `analyze_checkpoint`: those matrices of a checkpoint (`wgtrain analyze`).
-//!
-//! [`ov_circuit`]: fn@ov_circuit
+//! - `analyze_checkpoint`: those matrices of a checkpoint (`wgtrain analyze`), effective
+//!   ReLoRA weights by default ([`AnalyzedWeights`]).
 
 mod analyze_checkpoint;
 mod matrix_metrics;
 mod matrix_names;
+mod measure;
 mod model_matrix;
 mod ov_circuit;
+mod ov_heads;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use analyze_checkpoint::analyze_checkpoint;
-pub use analyze_checkpoint::analyze_checkpoint_async;
+pub use analyze_checkpoint::{analyze_checkpoint_async, AnalyzedWeights};
 #[cfg(not(target_arch = "wasm32"))]
 pub use matrix_metrics::matrix_metrics_blocking;
 pub use matrix_metrics::{matrix_metrics, MatrixMetrics, MetricsPlan, MetricsPlans};
-pub use matrix_names::{default_matrices, ov_circuit_name, w2_name};
-pub use model_matrix::{lora_product, model_matrix};
+pub use matrix_names::{
+    default_matrices, is_ov_name, ov_circuit_name, ov_concat_name, ov_head_mean_name, ov_head_name,
+    w2_name,
+};
+pub use measure::measure_matrices;
+pub use model_matrix::{effective_weight, lora_product, model_matrix};
 pub use ov_circuit::{ov_circuit, ov_circuit_with, OvCircuit, OvForm};

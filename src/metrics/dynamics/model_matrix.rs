@@ -1,8 +1,7 @@
 //! The matrices the study measures, of a live model: weights or their updates, with ReLoRA's
 //! adapters taken into account.
 
-use super::matrix_names::{parse_ov_name, w2_name};
-use super::ov_circuit::layer_ov_circuit;
+use super::matrix_names::{is_ov_name, w2_name};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Tensor};
 use crate::model::decoder::Decoder;
@@ -19,15 +18,31 @@ pub fn lora_product(gpu: &Gpu, b: &Tensor, a: &Tensor, scale: f32) -> Result<Ten
     Ok(c)
 }
 
-/// The matrix the study measures for `name` of a live model: a 2-D parameter name, or
-/// `layers.{i}.ov_circuit` (`_vo`). With `update` false that is the weight (for a weight
-/// ReLoRA wraps, the effective `W + s·B·A`); with `update` true its update (the gradient of
-/// the last backward; for a wrapped weight the adapters' `s·B·A`).
+/// `W + scale * B · A`: the weight a wrapped linear computes with, on the device.
+pub fn effective_weight(
+    gpu: &Gpu,
+    w: &Tensor,
+    b: &Tensor,
+    a: &Tensor,
+    scale: f32,
+) -> Result<Tensor> {
+    let ba = lora_product(gpu, b, a, scale)?;
+    let sum = Tensor::zeros(gpu, w.shape(), DType::F32)?;
+    crate::gpu::run_all(gpu, &[elementwise::add(gpu, w, &ba, &sum)?]);
+    Ok(sum)
+}
+
+/// The 2-D parameter `name` of a live model as the study measures it. With `update` false
+/// that is the weight (for a weight ReLoRA wraps, the effective `W + s·B·A`); with `update`
+/// true its update (the gradient of the last backward; for a wrapped weight the adapters'
+/// `s·B·A`). OV-circuit names are built from two of these by
+/// [`measure_matrices`](super::measure_matrices), for weights only.
 pub fn model_matrix(gpu: &Gpu, model: &Decoder, name: &str, update: bool) -> Result<Tensor> {
-    if let Some((layer, form)) = parse_ov_name(name) {
-        return layer_ov_circuit(gpu, &model.config, layer, form, |weight| {
-            model_matrix(gpu, model, weight, update)
-        });
+    if is_ov_name(name) && update {
+        return Err(Error::Invalid(format!(
+            "{name}: the OV circuit is measured for weights only (pico-analyze defines none \
+             for updates); measure the updates of attention.v_proj / attention.o_proj instead"
+        )));
     }
     let param = |name: &str| {
         model.param(name).ok_or_else(|| {
@@ -50,13 +65,10 @@ pub fn model_matrix(gpu: &Gpu, model: &Decoder, name: &str, update: bool) -> Res
             let module = name.trim_end_matches(".weight");
             let a = &param(&format!("{module}.A_lora.weight"))?.value;
             let b = &param(&format!("{module}.B_lora.weight"))?.value;
-            let ba = lora_product(gpu, b, a, r.scale())?;
             if update {
-                return Ok(ba);
+                return lora_product(gpu, b, a, r.scale());
             }
-            let sum = Tensor::zeros(gpu, p.value.shape(), DType::F32)?;
-            crate::gpu::run_all(gpu, &[elementwise::add(gpu, &p.value, &ba, &sum)?]);
-            Ok(sum)
+            effective_weight(gpu, &p.value, b, a, r.scale())
         }
         None if update => p.grad.reshaped(p.value.shape()),
         None => p.value.reshaped(p.value.shape()),

@@ -15,11 +15,13 @@ const TOO_LARGE: &str = "the OV circuit kernel binds it whole: this model is too
 /// Which product the OV construction builds (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum OvForm {
-    /// `[W_o,h W_v,g(h)]` over heads h: `d x (H*d)`.
+    /// pico-analyze's per-head products `W_v,g(h) · W_o,h` (`hd x hd` each), stacked
+    /// vertically: `[H*hd, hd]`, head h in rows `h*hd .. (h+1)*hd`.
     #[default]
-    Circuit,
-    /// `[W_v,g(h) W_o,h]` over heads h: `hd x (H*hd)`, pico-analyze's per-head product.
-    HeadsVo,
+    Heads,
+    /// `[W_o,h · W_v,g(h)]` over heads h, side by side: `d x (H*d)` (wgtrain's
+    /// `ov_circuit_concat`, not pico-analyze's).
+    Concat,
 }
 
 #[repr(C)]
@@ -40,7 +42,10 @@ struct OvParams {
     tiles_c: u32,
     groups_x: u32,
     total: u32,
-    pad: u32,
+    out_offset: u32,
+    out_hs: u32,
+    out_rs: u32,
+    pad: [u32; 2],
 }
 
 /// A prepared OV construction from `v_proj` and `o_proj` into `out`.
@@ -93,11 +98,12 @@ impl OvCircuit {
     ) -> Result<[usize; 2]> {
         let (d, hd) = ov_dims(v_proj, o_proj, n_heads, n_kv_heads)?;
         Ok(match form {
-            OvForm::Circuit => [d, n_heads * d],
-            OvForm::HeadsVo => [hd, n_heads * hd],
+            OvForm::Heads => [n_heads * hd, hd],
+            OvForm::Concat => [d, n_heads * d],
         })
     }
 
+    /// The construction of these weights into `out`, of [`OvCircuit::output_shape`].
     pub fn new(
         gpu: &Gpu,
         v_proj: &Tensor,
@@ -107,12 +113,35 @@ impl OvCircuit {
         n_kv_heads: usize,
         form: OvForm,
     ) -> Result<OvCircuit> {
+        Self::into_slot(gpu, v_proj, o_proj, out, 0, n_heads, n_kv_heads, form)
+    }
+
+    /// The construction into slot `slot` of `out`, which stacks several layers' outputs
+    /// vertically (`[m * rows, cols]` for an output of `rows x cols`; slot < m): how the
+    /// per-head products of every layer land in one tensor for one batched SVD.
+    #[allow(clippy::too_many_arguments)]
+    pub fn into_slot(
+        gpu: &Gpu,
+        v_proj: &Tensor,
+        o_proj: &Tensor,
+        out: &Tensor,
+        slot: usize,
+        n_heads: usize,
+        n_kv_heads: usize,
+        form: OvForm,
+    ) -> Result<OvCircuit> {
         let (d, hd) = ov_dims(v_proj, o_proj, n_heads, n_kv_heads)?;
-        let shape = Self::output_shape(v_proj, o_proj, n_heads, n_kv_heads, form)?;
-        if out.shape() != shape || out.dtype() != DType::F32 {
+        let [out_rows, out_cols] = Self::output_shape(v_proj, o_proj, n_heads, n_kv_heads, form)?;
+        let fits = matches!(out.shape(), &[r, c] if c == out_cols && r >= (slot + 1) * out_rows
+            && r % out_rows == 0);
+        if !fits || out.dtype() != DType::F32 {
             return Err(Error::Shape {
                 op: "ov circuit",
-                detail: format!("out is {:?}, expected {shape:?} f32", out.shape()),
+                detail: format!(
+                    "out is {:?} {:?}, expected [m * {out_rows}, {out_cols}] f32 with m > {slot}",
+                    out.shape(),
+                    out.dtype()
+                ),
             });
         }
         let op = "ov circuit";
@@ -120,7 +149,7 @@ impl OvCircuit {
         let o = whole_of(o_proj, DType::F32, op, "o_proj", TOO_LARGE)?;
         let ob = whole_of(out, DType::F32, op, "out", TOO_LARGE)?;
         let (rows, cols, inner, x, y, p) = match form {
-            OvForm::Circuit => (
+            OvForm::Concat => (
                 d,
                 d,
                 hd,
@@ -134,7 +163,7 @@ impl OvCircuit {
                     ..OvParams::default()
                 },
             ),
-            OvForm::HeadsVo => (
+            OvForm::Heads => (
                 hd,
                 hd,
                 d,
@@ -162,6 +191,16 @@ impl OvCircuit {
             tiles_c: to_u32(tiles_c)?,
             groups_x: grid[0],
             total: to_u32(total)?,
+            out_offset: to_u32(slot * out_rows * out_cols)?,
+            // Heads: stacked, one hd x hd block after another; Concat: side by side.
+            out_hs: to_u32(match form {
+                OvForm::Heads => rows * cols,
+                OvForm::Concat => cols,
+            })?,
+            out_rs: to_u32(match form {
+                OvForm::Heads => cols,
+                OvForm::Concat => n_heads * cols,
+            })?,
             ..p
         };
         let dispatch = Dispatch::with_bindings(
@@ -179,14 +218,18 @@ impl OvCircuit {
         &self.dispatch
     }
 
+    pub fn into_dispatch(self) -> Dispatch {
+        self.dispatch
+    }
+
     /// Record into a fresh encoder and submit (does not wait).
     pub fn run(&self, gpu: &Gpu) {
         crate::gpu::run_all(gpu, std::slice::from_ref(&self.dispatch));
     }
 }
 
-/// The OV circuit `[W_o,h W_v,g(h)]_h` (`d x (H*d)`) of a layer's `v_proj` `[KV*hd, d]` and
-/// `o_proj` `[d, H*hd]` (weights, gradients or LoRA products alike), on the device.
+/// pico-analyze's per-head OV circuits `W_v,g(h) · W_o,h` of a layer's `v_proj` `[KV*hd, d]`
+/// and `o_proj` `[d, H*hd]`, stacked: `[H*hd, hd]`, on the device.
 pub fn ov_circuit(
     gpu: &Gpu,
     v_proj: &Tensor,
@@ -194,7 +237,7 @@ pub fn ov_circuit(
     n_heads: usize,
     n_kv_heads: usize,
 ) -> Result<Tensor> {
-    ov_circuit_with(gpu, v_proj, o_proj, n_heads, n_kv_heads, OvForm::Circuit)
+    ov_circuit_with(gpu, v_proj, o_proj, n_heads, n_kv_heads, OvForm::Heads)
 }
 
 /// [`ov_circuit`] in either [`OvForm`].

