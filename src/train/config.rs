@@ -135,9 +135,11 @@ pub struct CheckpointingSection {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvaluationSection {
-    /// pico: `paloma`; wgtrain: `perplexity` (held-out data), `blimp`.
+    /// `paloma` (per-document perplexity of the held-out documents of `paloma`, pico's
+    /// rule), `perplexity` (wgtrain: held-out windows of the training data), `blimp`.
     pub metrics: Vec<String>,
-    pub paloma: Option<serde_json::Value>,
+    /// The documents `paloma` scores and how (pico's keys, and wgtrain's `documents`).
+    pub paloma: Option<PalomaSection>,
     /// wgtrain: evaluate every N optimizer steps (0 = only at the end).
     pub every_n_steps: u64,
     /// wgtrain: windows of held-out data scored for perplexity.
@@ -151,6 +153,37 @@ pub struct EvaluationSection {
     pub dynamics_every_n_steps: u64,
     pub dynamics_matrices: Option<Vec<String>>,
     pub dynamics_updates: bool,
+}
+
+/// `evaluation.paloma`: held-out whole documents, scored one by one by Paloma's rule (see
+/// [`crate::eval::perplexity`]). pico names a hub dataset; wgtrain reads a local path only.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PalomaSection {
+    /// wgtrain: the documents: a directory of `.txt` files, `.jsonl`/`.jsonl.gz` with a `text`
+    /// field per line, or `.parquet` with an `input_ids` list per row (pre-tokenized).
+    pub documents: Option<String>,
+    /// pico: the dataset's name; accepted when it is a local path (as `documents`).
+    pub dataset_name: Option<String>,
+    /// pico: the split of the hub dataset; a local path is read as it is.
+    pub dataset_split: Option<String>,
+    /// pico: ids per document, first included (default: the model's `max_seq_len`).
+    pub max_length: Option<usize>,
+    /// pico: documents per batch; wgtrain scores in batches of the training micro-batch.
+    pub batch_size: Option<usize>,
+    /// wgtrain: `truncate` (default, Paloma's rule) or `slide` (every id of a long document in
+    /// sliding windows of `max_length` ids; not the study's rule).
+    pub long_documents: Option<String>,
+    /// wgtrain: ids a sliding window advances (default `(max_length - 1) / 2`).
+    pub stride: Option<usize>,
+}
+
+impl PalomaSection {
+    /// The configured documents path: `documents`, else pico's `dataset_name` (so
+    /// `--set evaluation.paloma.documents=PATH` overrides a config's hub name).
+    pub fn source(&self) -> Option<&str> {
+        self.documents.as_deref().or(self.dataset_name.as_deref())
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -380,12 +413,18 @@ impl TrainConfig {
                 .max(1)
     }
 
+    /// Whether `evaluation.metrics` lists `metric`.
+    pub fn evaluates(&self, metric: &str) -> bool {
+        self.evaluation.metrics.iter().any(|m| m == metric)
+    }
+
     /// The pico keys this config sets that wgtrain accepts but does not act on (Lightning
     /// Fabric, Hugging Face uploads, wandb, pico-analyze's own settings, ...), to list once at
     /// the start of a run so none is dropped silently.
     pub fn ignored_keys(&self) -> Vec<&'static str> {
         let c = &self.checkpointing;
         let m = &self.monitoring;
+        let paloma = self.evaluation.paloma.as_ref();
         [
             ("model.batch_size", self.model.batch_size.is_some()),
             ("training.fabric", self.training.fabric.is_some()),
@@ -409,7 +448,23 @@ impl TrainConfig {
                 "checkpointing.learning_dynamics",
                 c.learning_dynamics.is_some(),
             ),
-            ("evaluation.paloma", self.evaluation.paloma.is_some()),
+            (
+                "evaluation.paloma",
+                paloma.is_some() && !self.evaluates("paloma"),
+            ),
+            (
+                "evaluation.paloma.dataset_name",
+                self.evaluates("paloma")
+                    && paloma.is_some_and(|p| p.documents.is_some() && p.dataset_name.is_some()),
+            ),
+            (
+                "evaluation.paloma.dataset_split",
+                self.evaluates("paloma") && paloma.is_some_and(|p| p.dataset_split.is_some()),
+            ),
+            (
+                "evaluation.paloma.batch_size",
+                self.evaluates("paloma") && paloma.is_some_and(|p| p.batch_size.is_some()),
+            ),
             ("monitoring.save_to_wandb", m.save_to_wandb.is_some()),
             ("monitoring.wandb", m.wandb.is_some()),
             ("monitoring.save_to_picolabs", m.save_to_picolabs.is_some()),
@@ -525,12 +580,82 @@ impl TrainConfig {
                 return Err(invalid(
                     "evaluation.metrics",
                     format!(
-                        "'{m}' is unknown: use perplexity, paloma (= held-out perplexity) or blimp"
+                        "'{m}' is unknown: use paloma (per-document perplexity of the held-out \
+                         documents in evaluation.paloma.documents), perplexity (held-out \
+                         windows of the training data) or blimp"
                     ),
                 ));
             }
         }
-        self.model_config()?;
+        let model = self.model_config()?;
+        if let Some(p) = &self.evaluation.paloma {
+            p.validate(model.max_seq_len)?;
+        }
+        if self.evaluates("paloma")
+            && self
+                .evaluation
+                .paloma
+                .as_ref()
+                .and_then(|p| p.source())
+                .is_none()
+        {
+            return Err(invalid(
+                "evaluation.paloma.documents",
+                "is not set, and evaluation.metrics lists paloma: Paloma's perplexity is \
+                 computed on held-out whole documents, never on the training stream. Give \
+                 them with evaluation.paloma.documents: PATH (a directory of .txt files, \
+                 .jsonl/.jsonl.gz with a `text` field, or .parquet with `input_ids`; for \
+                 pico's pico-lm/pretokenized-paloma-tinsy, download it first), or evaluate \
+                 `perplexity` (held-out windows of the training data) instead",
+            ));
+        }
         Ok(())
+    }
+}
+
+impl PalomaSection {
+    /// Checks the keys against a model of context `context`.
+    fn validate(&self, context: usize) -> Result<()> {
+        if let Some(n) = self.max_length {
+            if n < 2 || n > context {
+                return Err(invalid(
+                    "evaluation.paloma.max_length",
+                    format!(
+                        "({n}) must be between 2 (one id of context, one to score) and the \
+                         model's context, max_seq_len {context} (the default, Paloma's rule)"
+                    ),
+                ));
+            }
+        }
+        let labels = self.max_length.unwrap_or(context).saturating_sub(1);
+        match (self.long_documents.as_deref(), self.stride) {
+            (None | Some("truncate"), None) | (Some("slide"), None) => Ok(()),
+            (None | Some("truncate"), Some(_)) => Err(invalid(
+                "evaluation.paloma.stride",
+                "applies to sliding windows only: set evaluation.paloma.long_documents: slide \
+                 (the default, Paloma's rule, truncates long documents)",
+            )),
+            (Some("slide"), Some(s)) if s == 0 || s > labels => Err(invalid(
+                "evaluation.paloma.stride",
+                format!("({s}) must be between 1 and max_length - 1 ({labels})"),
+            )),
+            (Some("slide"), Some(_)) => Ok(()),
+            (Some(other), _) => Err(invalid(
+                "evaluation.paloma.long_documents",
+                format!("'{other}' must be truncate (Paloma's rule) or slide"),
+            )),
+        }
+    }
+
+    /// How the documents are cut for a model of context `context` (validated).
+    pub fn options(&self, context: usize) -> crate::eval::DocumentOptions {
+        let max_length = self.max_length.unwrap_or(context);
+        let long = match self.long_documents.as_deref() {
+            Some("slide") => crate::eval::LongDocuments::Slide {
+                stride: self.stride.unwrap_or(((max_length - 1) / 2).max(1)),
+            },
+            _ => crate::eval::LongDocuments::Truncate,
+        };
+        crate::eval::DocumentOptions { max_length, long }
     }
 }

@@ -6,6 +6,7 @@
 use super::config::TrainConfig;
 use super::data::{resolve_dataset, BinDtype, DataSource, DataSpec, DataState, Holdout, Split};
 use super::optim::{AdamWConfig, StepValues};
+use super::paloma::{held_out_documents, HeldOutDocuments};
 use super::progress;
 use super::schedule::LrSchedule;
 use super::step::TrainingStep;
@@ -57,6 +58,8 @@ pub struct Trainer<'g> {
     engine: TrainingStep,
     data: DataSource,
     heldout: Option<DataSource>,
+    /// The documents `paloma` scores, tokenized once at the start.
+    paloma: Option<HeldOutDocuments>,
     tokenizer: Option<Tokenizer>,
     data_path: PathBuf,
     step: u64,
@@ -86,7 +89,7 @@ impl<'g> Trainer<'g> {
         std::fs::create_dir_all(run_dir)
             .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", run_dir.display())))?;
         let dataset = resolve_dataset(&config.data.dataset.name)?;
-        let tokenizer = if dataset.is_text {
+        let tokenizer = if dataset.is_text || super::paloma::needs_tokenizer(&config) {
             // The run directory keeps the tokenizer: one trained for the run is saved there.
             let saved = run_dir.join(TOKENIZER_FILE);
             let texts = || dataset.text_files();
@@ -182,6 +185,7 @@ impl<'g> Trainer<'g> {
         } else {
             Some(DataSource::open_split(&spec, Split::Heldout)?)
         };
+        let paloma = held_out_documents(&config, seq, &data_path, tokenizer.as_ref())?;
         let model = Decoder::with_accumulation(
             gpu,
             &model_config,
@@ -223,6 +227,7 @@ impl<'g> Trainer<'g> {
             engine,
             data,
             heldout,
+            paloma,
             tokenizer,
             data_path,
             step,
@@ -402,7 +407,7 @@ impl<'g> Trainer<'g> {
         })
     }
 
-    /// Held-out perplexity (and BLiMP when configured), written to the metrics log.
+    /// The configured evaluations (see [`Trainer::evaluate`]), written to the metrics log.
     pub fn evaluate_and_log(&mut self, bar: &indicatif::ProgressBar) -> Result<Vec<(String, f64)>> {
         let results = self.evaluate()?;
         if !results.is_empty() {
@@ -414,12 +419,30 @@ impl<'g> Trainer<'g> {
         Ok(results)
     }
 
-    /// The configured evaluations on the current weights.
+    /// The configured evaluations on the current weights, on the no-dropout forward:
+    /// `paloma` (`eval/paloma`, the mean of the held-out documents' perplexities by Paloma's
+    /// rule, as `wgtrain eval --documents`; `eval/paloma_pooled`, the token-pooled perplexity;
+    /// `eval/paloma_documents` and `eval/paloma_tokens`, the documents and tokens scored),
+    /// `perplexity` (`eval/perplexity` and `eval/loss`, over held-out windows of the training
+    /// data) and `blimp` (`eval/blimp`).
     pub fn evaluate(&mut self) -> Result<Vec<(String, f64)>> {
         let gpu = self.gpu;
         let mut out = Vec::new();
+        if let Some(p) = &self.paloma {
+            let r = pollster::block_on(crate::eval::perplexity_per_document(
+                gpu,
+                &self.engine.model,
+                &p.documents,
+                p.options,
+            ))?;
+            let scored = p.documents.len() - r.skipped;
+            out.push(("eval/paloma".to_string(), r.mean_perplexity));
+            out.push(("eval/paloma_pooled".to_string(), r.pooled.perplexity));
+            out.push(("eval/paloma_documents".to_string(), scored as f64));
+            out.push(("eval/paloma_tokens".to_string(), r.pooled.tokens as f64));
+        }
         let metrics = &self.config.evaluation.metrics;
-        if metrics.iter().any(|m| m == "perplexity" || m == "paloma") {
+        if metrics.iter().any(|m| m == "perplexity") {
             if let Some(h) = &self.heldout {
                 let windows = h.num_windows().min(
                     (self.config.evaluation.perplexity_batches * self.engine.model.batch) as u64,

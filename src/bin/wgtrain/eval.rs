@@ -5,9 +5,9 @@
 use super::{load_decoder, open_gpu};
 use clap::ValueEnum;
 use std::path::PathBuf;
-use wgtrain::eval::documents::read_documents;
 use wgtrain::eval::{perplexity_per_document, wikitext_documents, DocumentOptions, LongDocuments};
 use wgtrain::model::checkpoint;
+use wgtrain::train::paloma::document_ids;
 use wgtrain::Gpu;
 
 #[derive(clap::Args)]
@@ -25,7 +25,8 @@ pub struct EvalArgs {
     #[arg(long)]
     per_document: bool,
     /// Documents to score one by one (repeatable): a directory of .txt files (one document
-    /// each) or .jsonl / .jsonl.gz files with a `text` field per line, as Paloma ships them.
+    /// each) or .jsonl / .jsonl.gz files with a `text` field per line, as Paloma ships them,
+    /// or .parquet files with an `input_ids` list per row (pre-tokenized, one document each).
     /// Each is tokenized alone with no start token and truncated to --max-length ids; reports
     /// the mean of the per-document perplexities (Paloma's figure) and the pooled one.
     #[arg(long)]
@@ -226,11 +227,7 @@ pub fn eval(args: EvalArgs) -> wgtrain::Result<()> {
     let document_sets: Vec<Vec<Vec<u32>>> = args
         .documents
         .iter()
-        .map(|path| {
-            let docs = read_documents(path)?;
-            let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
-            tokenizer.encode_batch(&texts)
-        })
+        .map(|path| document_ids(path, Some(&tokenizer)))
         .collect::<wgtrain::Result<_>>()?;
     let gpu = open_gpu(&args.backend)?;
     println!(

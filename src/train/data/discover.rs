@@ -86,7 +86,7 @@ pub(super) fn list_inputs(spec: &DataSpec) -> Result<(DataKind, Vec<PathBuf>)> {
 }
 
 /// Appends the files under `dir` to `out`, recursively; hidden entries are skipped.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+pub(super) fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| Error::Invalid(format!("cannot list {}: {e}", dir.display())))?;
     for entry in entries {

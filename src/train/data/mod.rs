@@ -57,6 +57,7 @@ mod store;
 mod tokenize;
 
 pub use dataset::{resolve_dataset, resolve_dataset_in, Dataset};
+pub use parquet::read_parquet_documents;
 pub use source::{DataSource, DataState};
 pub use spec::{default_cache_dir, BinDtype, DataKind, DataSpec};
 pub use split::{Holdout, Split};

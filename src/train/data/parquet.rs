@@ -1,6 +1,8 @@
 //! pico's pre-tokenized parquet shards to token ids: the rows of a list-of-integers column
 //! (`input_ids`), assembled from the column's repetition and definition levels and written
-//! row by row, with errors that name the file, row and position.
+//! row by row, with errors that name the file, row and position. The rows go to the token
+//! cache when training ([`read_parquet_files`]) or are kept one per document for evaluation
+//! ([`read_parquet_documents`]).
 
 use super::cache::StreamWriter;
 use super::PROGRESS_BYTES;
@@ -38,6 +40,56 @@ pub(super) fn read_parquet_files(
     Ok(rows)
 }
 
+/// Where assembled rows go.
+trait RowSink {
+    fn row(&mut self, ids: &[u32]) -> Result<()>;
+}
+
+impl RowSink for StreamWriter {
+    fn row(&mut self, ids: &[u32]) -> Result<()> {
+        self.push(ids)?;
+        self.add_row(ids.len() as u64);
+        Ok(())
+    }
+}
+
+impl RowSink for Vec<Vec<u32>> {
+    fn row(&mut self, ids: &[u32]) -> Result<()> {
+        self.push(ids.to_vec());
+        Ok(())
+    }
+}
+
+/// The rows of `column` of the parquet file `path`, one `Vec` per row, in file order (pico's
+/// pre-tokenized documents, one per row).
+fn read_parquet_rows(path: &Path, column: &str) -> Result<Vec<Vec<u32>>> {
+    let mut rows = Vec::new();
+    read_parquet(path, column, &mut rows, &ProgressBar::hidden())?;
+    Ok(rows)
+}
+
+/// Pre-tokenized documents at `path` (a `.parquet` file, or every `.parquet` file under a
+/// directory, in path order): one document per row of the list column `input_ids`, as pico's
+/// `pretokenized-paloma`. `None` when `path` holds no parquet file.
+pub fn read_parquet_documents(path: &Path) -> Result<Option<Vec<Vec<u32>>>> {
+    let mut files = Vec::new();
+    if path.is_dir() {
+        super::discover::walk(path, &mut files)?;
+        files.retain(|f| super::discover::has_ext(f, &["parquet"]));
+        files.sort();
+    } else if super::discover::has_ext(path, &["parquet"]) {
+        files.push(path.to_path_buf());
+    }
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut docs = Vec::new();
+    for f in &files {
+        docs.extend(read_parquet_rows(f, "input_ids")?);
+    }
+    Ok(Some(docs))
+}
+
 /// Assembles rows from a list column's levels and writes them.
 struct RowAssembler<'a> {
     path: &'a Path,
@@ -47,10 +99,9 @@ struct RowAssembler<'a> {
 }
 
 impl RowAssembler<'_> {
-    fn end_row(&mut self, w: &mut StreamWriter) -> Result<()> {
+    fn end_row(&mut self, w: &mut impl RowSink) -> Result<()> {
         if self.open {
-            w.push(&self.row)?;
-            w.add_row(self.row.len() as u64);
+            w.row(&self.row)?;
             self.row.clear();
             self.rows += 1;
             self.open = false;
@@ -77,7 +128,7 @@ fn read_list_column<T: DataType>(
     max_def: i16,
     nullable_element: bool,
     asm: &mut RowAssembler,
-    w: &mut StreamWriter,
+    w: &mut impl RowSink,
 ) -> Result<()>
 where
     T::T: Copy + Into<i64>,
@@ -120,7 +171,7 @@ where
     }
 }
 
-fn read_parquet(path: &Path, column: &str, w: &mut StreamWriter, bar: &ProgressBar) -> Result<u64> {
+fn read_parquet(path: &Path, column: &str, w: &mut impl RowSink, bar: &ProgressBar) -> Result<u64> {
     let file = File::open(path)
         .map_err(|e| Error::Invalid(format!("cannot open {}: {e}", path.display())))?;
     let reader = SerializedFileReader::new(file).map_err(|e| {
