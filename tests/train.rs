@@ -307,6 +307,14 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
         assert!(t0.elapsed().as_secs() < 120, "training did not start");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // While it trains, the run directory is its own: a second trainer is refused, by pid.
+    let e = wgtrain::train::run_lock::RunLock::acquire(&run)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("in use by another trainer") && e.contains(&child.id().to_string()),
+        "{e}"
+    );
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -324,5 +332,34 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
     let step = state["step"].as_u64().unwrap();
     assert!((3..100_000).contains(&step), "saved at step {step}");
     assert!(ckpt.join("model.safetensors").exists() && ckpt.join("optimizer.safetensors").exists());
+    std::fs::remove_dir_all(&run).ok();
+}
+
+#[test]
+fn a_killed_trainer_leaves_no_stuck_lock() {
+    let run = temp("kill9-lock");
+    std::fs::create_dir_all(&run).unwrap();
+    let config = run.join("config.yaml");
+    std::fs::write(&config, small_run_yaml(&book(), 100_000, "")).unwrap();
+    let mut child = common::wgtrain(["train", "--quiet"])
+        .test_backend()
+        .arg("--config")
+        .arg(&config)
+        .arg("--run-dir")
+        .arg(&run)
+        .spawn();
+    let log = run.join("metrics.jsonl");
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(&log).map_or(0, |s| s.lines().count()) < 2 {
+        assert!(t0.elapsed().as_secs() < 120, "training did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(wgtrain::train::run_lock::RunLock::acquire(&run).is_err());
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    // The lock file is still there, but nobody holds it: the directory is free again.
+    assert!(run.join(wgtrain::train::run_lock::LOCK_FILE).exists());
+    let lock = wgtrain::train::run_lock::RunLock::acquire(&run).unwrap();
+    drop(lock);
     std::fs::remove_dir_all(&run).ok();
 }

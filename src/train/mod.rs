@@ -17,6 +17,8 @@ pub mod paloma;
 #[cfg(not(target_arch = "wasm32"))]
 mod progress;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod run_lock;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod tokenizer;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod trainer;

@@ -17,6 +17,7 @@ use crate::metrics::log::MetricsLog;
 use crate::model::checkpoint::{self, write_safetensors, HostSlice};
 use crate::model::config::ModelConfig;
 use crate::model::decoder::Decoder;
+use crate::train::run_lock::RunLock;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,8 @@ pub struct Trainer<'g> {
     dynamics_plans: crate::metrics::dynamics::MetricsPlans,
     /// Steps (1-based) that started with a merge-and-reset in this session.
     pub resets: Vec<u64>,
+    /// This trainer's hold on the run directory.
+    _lock: RunLock,
 }
 
 impl<'g> Trainer<'g> {
@@ -88,6 +91,7 @@ impl<'g> Trainer<'g> {
         }
         std::fs::create_dir_all(run_dir)
             .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", run_dir.display())))?;
+        let lock = RunLock::acquire(run_dir)?;
         let dataset = resolve_dataset(&config.data.dataset.name)?;
         let tokenizer = if dataset.is_text || super::paloma::needs_tokenizer(&config) {
             // The run directory keeps the tokenizer: one trained for the run is saved there.
@@ -97,7 +101,7 @@ impl<'g> Trainer<'g> {
         } else {
             None
         };
-        let t = Self::build(gpu, config, dataset.path, tokenizer, run_dir, 0)?;
+        let t = Self::build(gpu, config, dataset.path, tokenizer, run_dir, 0, lock)?;
         t.engine.model.init_params(gpu, t.config.training.seed)?;
         Ok(t)
     }
@@ -135,6 +139,7 @@ impl<'g> Trainer<'g> {
             .and_then(Path::parent)
             .map(Path::to_path_buf)
             .unwrap_or_else(|| dir.to_path_buf());
+        let lock = RunLock::acquire(&run_dir)?;
         let tok_path = dir.join(TOKENIZER_FILE);
         let tokenizer = if tok_path.exists() {
             Some(Tokenizer::from_file(&tok_path)?)
@@ -148,6 +153,7 @@ impl<'g> Trainer<'g> {
             tokenizer,
             &run_dir,
             state.step,
+            lock,
         )?;
         let ckpt = checkpoint::load(dir)?;
         ckpt.check_against(&t.model_config.param_specs())?;
@@ -171,6 +177,7 @@ impl<'g> Trainer<'g> {
         tokenizer: Option<Tokenizer>,
         run_dir: &Path,
         step: u64,
+        lock: RunLock,
     ) -> Result<Trainer<'g>> {
         let model_config = model_config_for(&config, tokenizer.as_ref())?;
         if let Some(tok) = &tokenizer {
@@ -238,6 +245,7 @@ impl<'g> Trainer<'g> {
             losses: Vec::new(),
             dynamics_plans: Default::default(),
             resets: Vec::new(),
+            _lock: lock,
         })
     }
 
