@@ -16,6 +16,8 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod reference;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod study;
 pub mod train;
 
 pub use error::{Error, Result};

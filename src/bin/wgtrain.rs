@@ -2,6 +2,8 @@
 
 #[path = "wgtrain/eval.rs"]
 mod eval;
+#[path = "wgtrain/study.rs"]
+mod study;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -30,6 +32,11 @@ enum Command {
     /// Perplexity of a checkpoint on text and on documents (Paloma's rule), and BLiMP accuracy.
     /// Never applies LoRA dropout (PyTorch's `model.eval()`).
     Eval(eval::EvalArgs),
+    /// Run a study: full-rank vs ReLoRA at several scales, trained, evaluated, analysed,
+    /// plotted and reported (studies/*.yaml); rerun to resume.
+    Study(study::StudyArgs),
+    /// Redraw a study's figures and report from finished run directories.
+    Compare(study::CompareArgs),
     /// Export a checkpoint: with --merge, a ReLoRA checkpoint becomes a plain pico-decoder one
     /// (W + s·B·A folded into every wrapped weight; no adapters, no relora block).
     Export {
@@ -276,6 +283,8 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
     match cli.command {
         Command::Train(args) => train(args),
         Command::Eval(args) => eval::eval(args),
+        Command::Study(args) => study::study(args),
+        Command::Compare(args) => study::compare(args),
         Command::Export {
             checkpoint,
             out,

@@ -75,6 +75,9 @@ pub struct Trainer<'g> {
     pub resets: Vec<u64>,
     /// This trainer's hold on the run directory.
     _lock: RunLock,
+    /// Called with the step after every optimizer step of [`Trainer::run`] (a study's
+    /// progress view; it may set the stop flag).
+    pub on_step: Option<Box<dyn FnMut(u64)>>,
 }
 
 impl<'g> Trainer<'g> {
@@ -246,6 +249,7 @@ impl<'g> Trainer<'g> {
             dynamics_plans: Default::default(),
             resets: Vec::new(),
             _lock: lock,
+            on_step: None,
         })
     }
 
@@ -367,6 +371,9 @@ impl<'g> Trainer<'g> {
                 last_loss = Some(l);
             }
             bar.set_position(self.step);
+            if let Some(f) = self.on_step.as_mut() {
+                f(self.step);
+            }
             bar.set_message(format!(
                 "loss {} | {:.0} tok/s",
                 last_loss.map_or("…".to_string(), |l| format!("{l:.4}")),

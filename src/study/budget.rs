@@ -1,0 +1,210 @@
+//! `wgtrain study --plan`: before anything trains, each run's memory and time.
+//!
+//! Memory is an estimate from the shapes (stated per part, so a reader can check it):
+//! parameters with their gradients and two Adam moments (`16 B` per parameter, an upper bound
+//! for ReLoRA, whose frozen base has neither), the logits of one micro-batch
+//! (`rows × vocab × 4 B`; stored whole today), the activations kept for the backward
+//! (`rows × (n_layers × (12·d + 3·hidden) + 2·d) × 4 B`) and one layer's attention scores
+//! (`micro-batch × heads × seq² × 4 B`). It is compared with what the adapter can hold: the
+//! machine's memory for a CPU adapter (lavapipe, llvmpipe); wgpu reports no memory size for
+//! GPUs, so there the estimate is printed with the size it needs. Small runs are also planned
+//! for real (`Decoder::planned`, the exact bytes) and timed over a few real steps, whose mean
+//! gives the time estimate (training steps only; evaluations come on top).
+
+use super::plan::PlannedRun;
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::model::decoder::{Decoder, Purpose};
+use crate::train::trainer::Trainer;
+use std::time::Instant;
+
+/// On a CPU adapter, runs whose estimate is above this are not built for real or timed by
+/// `--plan` (building them allocates that much of the machine's memory, and a step takes
+/// minutes). On a GPU every run is built and timed.
+const CPU_REAL_PLAN_LIMIT: u64 = 2 << 30;
+
+const ADVICE: &str = "lower the micro-batch (raise training.optimization.\
+                      gradient_accumulation_steps, which keeps the global batch) or the \
+                      sequence length, or use a larger adapter";
+
+/// One run's plan.
+#[derive(Clone, Debug)]
+pub struct RunBudget {
+    pub name: String,
+    pub params_bytes: u64,
+    pub logits_bytes: u64,
+    pub activations_bytes: u64,
+    pub attention_bytes: u64,
+    /// The sum of the parts above.
+    pub estimate_bytes: u64,
+    /// `Decoder::planned`'s own count, when the run was small enough to build.
+    pub planned_bytes: Option<u64>,
+    /// Seconds per optimizer step over a few real steps, and the whole run's training time.
+    pub step_seconds: Option<f64>,
+    pub total_seconds: Option<f64>,
+    /// Why there is no time estimate, or why it does not fit.
+    pub note: Option<String>,
+    pub fits: Option<bool>,
+}
+
+/// What the adapter can hold, in bytes, when known: a CPU adapter uses the machine's memory.
+pub fn memory_budget(gpu: &Gpu) -> Option<u64> {
+    if !gpu.adapter.device_type.contains("Cpu") {
+        return None;
+    }
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Bytes in MiB below a GiB, else in GiB.
+fn gib(b: u64) -> String {
+    if b < 1 << 30 {
+        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
+    }
+}
+
+/// The plan of `run`: the estimate, and for small runs the exact plan and measured steps.
+pub fn budget_run(
+    gpu: &Gpu,
+    run: &PlannedRun,
+    budget: Option<u64>,
+    time_steps: u64,
+) -> Result<RunBudget> {
+    let cfg = run.config.model_config()?;
+    let micro = run.config.micro_batch();
+    let seq = cfg.max_seq_len;
+    let rows = (micro * seq) as u64;
+    let (d, hidden, layers) = (
+        cfg.d_model as u64,
+        cfg.activation_hidden_dim as u64,
+        cfg.n_layers as u64,
+    );
+    let params_bytes = cfg.num_params() as u64 * 16;
+    let logits_bytes = rows * cfg.vocab_size as u64 * 4;
+    let activations_bytes = rows * (layers * (12 * d + 3 * hidden) + 2 * d) * 4;
+    let attention_bytes = (micro * cfg.attention_n_heads * seq * seq) as u64 * 4;
+    let estimate = params_bytes + logits_bytes + activations_bytes + attention_bytes;
+    let name = run
+        .dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into());
+    let mut b = RunBudget {
+        name,
+        params_bytes,
+        logits_bytes,
+        activations_bytes,
+        attention_bytes,
+        estimate_bytes: estimate,
+        planned_bytes: None,
+        step_seconds: None,
+        total_seconds: None,
+        note: None,
+        fits: budget.map(|m| estimate <= m),
+    };
+    if b.fits == Some(false) {
+        b.note = Some(format!(
+            "does not fit: about {} needed, the adapter holds {}; {ADVICE}",
+            gib(estimate),
+            gib(budget.unwrap_or(0))
+        ));
+        return Ok(b);
+    }
+    if budget.is_some() && estimate > CPU_REAL_PLAN_LIMIT {
+        b.note = Some(format!(
+            "needs about {}: not built or timed on a CPU adapter (--plan builds runs under {} \
+             there; on a GPU every run is built and timed)",
+            gib(estimate),
+            gib(CPU_REAL_PLAN_LIMIT)
+        ));
+        return Ok(b);
+    }
+    let accum = run.config.training.optimization.gradient_accumulation_steps;
+    match Decoder::planned(gpu, &cfg, micro, seq, Purpose::Training, accum) {
+        Ok(decoder) => b.planned_bytes = Some(decoder.planned_bytes()),
+        Err(e) => {
+            b.fits = Some(false);
+            b.note = Some(format!("does not fit this adapter: {e}; {ADVICE}"));
+            return Ok(b);
+        }
+    }
+    if time_steps == 0 {
+        return Ok(b);
+    }
+    // A few real steps in a scratch directory: the first warms up, the rest are timed.
+    let scratch =
+        std::env::temp_dir().join(format!("wgtrain-plan-{}-{}", std::process::id(), b.name));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let timed = (|| -> Result<f64> {
+        let mut t = Trainer::new(gpu, run.config.clone(), &scratch)?;
+        t.show_progress = false;
+        t.train_step()?;
+        gpu.poll_wait();
+        let start = Instant::now();
+        for _ in 0..time_steps {
+            t.train_step()?;
+        }
+        gpu.poll_wait();
+        Ok(start.elapsed().as_secs_f64() / time_steps as f64)
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    match timed {
+        Ok(s) => {
+            b.step_seconds = Some(s);
+            b.total_seconds = Some(s * run.steps as f64);
+        }
+        Err(e) => b.note = Some(format!("no measured step: {e}")),
+    }
+    Ok(b)
+}
+
+/// A table of the budgets, for the terminal.
+pub fn budget_table(budgets: &[RunBudget], budget: Option<u64>) -> String {
+    let mut s = format!(
+        "adapter memory: {}\n{:<34} {:>10} {:>10} {:>11} {:>10} {:>10} {:>11} {:>10} {:>11}\n",
+        budget.map_or("not reported by wgpu for GPUs".to_string(), gib),
+        "run",
+        "params",
+        "logits",
+        "activations",
+        "attention",
+        "estimate",
+        "planned",
+        "s/step",
+        "train time"
+    );
+    for b in budgets {
+        s += &format!(
+            "{:<34} {:>10} {:>10} {:>11} {:>10} {:>10} {:>11} {:>10} {:>11}\n",
+            b.name,
+            gib(b.params_bytes),
+            gib(b.logits_bytes),
+            gib(b.activations_bytes),
+            gib(b.attention_bytes),
+            gib(b.estimate_bytes),
+            b.planned_bytes.map_or("-".into(), gib),
+            b.step_seconds.map_or("-".into(), |x| format!("{x:.3}")),
+            b.total_seconds
+                .map_or("-".into(), |x| format!("{:.1} min", x / 60.0)),
+        );
+        if let Some(n) = &b.note {
+            s += &format!("    {n}\n");
+        }
+    }
+    let total: f64 = budgets.iter().filter_map(|b| b.total_seconds).sum();
+    if total > 0.0 {
+        s += &format!(
+            "training time of the timed runs: {:.1} min (evaluations and analysis come on top)\n",
+            total / 60.0
+        );
+    }
+    s
+}
