@@ -38,7 +38,8 @@ enum Command {
     /// Redraw a study's figures and report from finished run directories.
     Compare(study::CompareArgs),
     /// Export a checkpoint: with --merge, a ReLoRA checkpoint becomes a plain pico-decoder one
-    /// (W + s·B·A folded into every wrapped weight; no adapters, no relora block).
+    /// (W + s·B·A folded into every wrapped weight; no adapters, no relora block); with --hf,
+    /// any checkpoint becomes pico-train's Hugging Face layout (ReLoRA ones merged first).
     Export {
         #[arg(long)]
         checkpoint: PathBuf,
@@ -47,6 +48,13 @@ enum Command {
         /// Fold the LoRA adapters into the base weights.
         #[arg(long)]
         merge: bool,
+        /// Write pico-train's Hugging Face layout: `pico_decoder.`-prefixed tensor names, its
+        /// config.json (model_type pico_decoder, architectures, auto_map), the tokenizer.
+        #[arg(long)]
+        hf: bool,
+        /// tokenizer.json for --hf (default: the checkpoint's own, else its run's).
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
     },
     /// Sample text from a checkpoint (temperature, top-k).
     Generate {
@@ -274,6 +282,37 @@ fn load_decoder(
     Ok(model)
 }
 
+/// `wgtrain export --hf`: the library writes it; this says what it did.
+fn export_hf(
+    checkpoint: &std::path::Path,
+    out: &std::path::Path,
+    tokenizer: Option<&std::path::Path>,
+) -> wgtrain::Result<()> {
+    let ckpt = checkpoint::load(checkpoint)?;
+    let done = checkpoint::export_hf(&ckpt, out, tokenizer)?;
+    if let Some(s) = done.merged_scale {
+        println!(
+            "merged the ReLoRA adapters into the base weights (W + s·B·A, s = {s}): the export is a plain pico_decoder"
+        );
+    }
+    match &done.tokenizer {
+        Some(t) => println!("tokenizer: {}", t.display()),
+        None => println!(
+            "no tokenizer.json found beside the checkpoint or in its run: none written (pass --tokenizer PATH)"
+        ),
+    }
+    println!(
+        "wrote pico's Hugging Face layout ({} tensors, pico_decoder.* names; {}) to {}",
+        done.tensors,
+        done.files.join(", "),
+        out.display()
+    );
+    println!(
+        "to load it with AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True), copy pico-train's src/model/pico_decoder.py into it"
+    );
+    Ok(())
+}
+
 /// A value for `--set KEY=VALUE` that YAML reads back as this exact string.
 fn yaml_string(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
@@ -289,10 +328,20 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
             checkpoint,
             out,
             merge,
+            hf,
+            tokenizer,
         } => {
+            if hf {
+                return export_hf(&checkpoint, &out, tokenizer.as_deref());
+            }
+            if tokenizer.is_some() {
+                return Err(wgtrain::Error::Invalid(
+                    "--tokenizer goes with --hf (a plain checkpoint carries no tokenizer)".into(),
+                ));
+            }
             if !merge {
                 return Err(wgtrain::Error::Invalid(
-                    "nothing to export: add --merge to fold a ReLoRA checkpoint's adapters into a plain pico-decoder checkpoint".into(),
+                    "nothing to export: add --merge to fold a ReLoRA checkpoint's adapters into a plain pico-decoder checkpoint, or --hf to write pico-train's Hugging Face layout".into(),
                 ));
             }
             let ckpt = checkpoint::load(&checkpoint)?;

@@ -1,8 +1,11 @@
 //! The model configuration, with pico-lm's model-config keys, and the parameter list it implies.
 //!
 //! `config.json` in a checkpoint holds exactly these keys (as pico writes them), plus, for a
-//! ReLoRA checkpoint, a `relora` object (pico's keys; see [`ReloraConfig`]). Other keys (a Hugging Face
-//! config carries many: `model_type`, `architectures`, ...) are ignored when reading.
+//! ReLoRA checkpoint, a `relora` object (pico's keys; see [`ReloraConfig`]). Other keys are
+//! ignored when reading: pico's Hugging Face `config.json` carries its bookkeeping
+//! (`architectures`, `auto_map`, `torch_dtype`, `transformers_version`, ...) and `batch_size`.
+//! Its `model_type` is checked: a config of another model type is refused, not read as a pico
+//! one.
 
 use super::relora::ReloraConfig;
 use crate::error::{Error, Result};
@@ -23,6 +26,10 @@ const KNOWN_KEYS: [&str; 10] = [
     "position_emb_theta",
     "relora",
 ];
+
+/// The `model_type` values of pico's models (pico-train's `model.model_type`, and what its
+/// Hugging Face `config.json` carries); a config.json with any other `model_type` is refused.
+pub const PICO_MODEL_TYPES: [&str; 2] = ["pico_decoder", "pico_relora"];
 
 /// The sizes of the study, in the order of [`ModelConfig::preset`]'s table.
 pub const PRESETS: [&str; 4] = ["tiny", "small", "medium", "large"];
@@ -111,6 +118,7 @@ impl ModelConfig {
         if !ignored.is_empty() {
             log::debug!("config.json: ignoring keys {}", ignored.join(", "));
         }
+        check_model_type(map)?;
         let relora = map.get("relora").map(ReloraConfig::from_json_value);
         let mut config: ModelConfig = serde_json::from_value(value).map_err(|e| Error::Config {
             key: "config.json".into(),
@@ -299,6 +307,41 @@ impl ModelConfig {
     }
 }
 
+/// A config.json's `model_type`, when it has one, must be a pico one, and `pico_relora` needs
+/// the `relora` block (without it the model would silently be a plain decoder).
+fn check_model_type(map: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    let Some(value) = map.get("model_type") else {
+        return Ok(());
+    };
+    let bad = |problem: String| {
+        Err(Error::Config {
+            key: "model_type".into(),
+            problem,
+        })
+    };
+    let Some(t) = value.as_str() else {
+        return bad(format!(
+            "must be a string, one of {} (got {value})",
+            PICO_MODEL_TYPES.join(", ")
+        ));
+    };
+    if !PICO_MODEL_TYPES.contains(&t) {
+        return bad(format!(
+            "'{t}' is not a pico model: wgtrain reads {} checkpoints (pico-train's Hugging Face \
+             layout or its own), not other architectures",
+            PICO_MODEL_TYPES.join(" and ")
+        ));
+    }
+    if t == "pico_relora" && !map.contains_key("relora") {
+        return bad(
+            "is pico_relora but the config has no `relora` block (r, lora_alpha, \
+             target_modules, ...): the adapters' settings are missing"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,6 +468,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c2, ModelConfig::preset("tiny").unwrap());
+    }
+
+    #[test]
+    fn hugging_face_bookkeeping_is_ignored_and_model_type_checked() {
+        let keys = r#""d_model": 96, "n_layers": 12, "vocab_size": 50304, "attention_n_heads": 12,
+            "attention_n_kv_heads": 4, "activation_hidden_dim": 384, "max_seq_len": 2048"#;
+        let hf = format!(
+            r#"{{{keys}, "model_type": "pico_decoder", "architectures": ["PicoDecoderHF"],
+                "auto_map": {{"AutoConfig": "pico_decoder.PicoDecoderHFConfig"}},
+                "torch_dtype": "float32", "transformers_version": "4.48.3", "batch_size": 1024}}"#
+        );
+        assert_eq!(
+            ModelConfig::from_json_str(&hf).unwrap(),
+            ModelConfig::preset("tiny").unwrap()
+        );
+        for (model_type, want) in [
+            (r#""llama""#, "'llama' is not a pico model"),
+            ("3", "must be a string"),
+            (r#""pico_relora""#, "no `relora` block"),
+        ] {
+            let e =
+                ModelConfig::from_json_str(&format!(r#"{{{keys}, "model_type": {model_type}}}"#))
+                    .unwrap_err()
+                    .to_string();
+            assert!(e.contains("`model_type`") && e.contains(want), "{e}");
+        }
+        let relora = format!(r#"{{{keys}, "model_type": "pico_relora", "relora": {{"r": 4}}}}"#);
+        assert_eq!(
+            ModelConfig::from_json_str(&relora)
+                .unwrap()
+                .relora
+                .unwrap()
+                .r,
+            4
+        );
     }
 
     #[test]

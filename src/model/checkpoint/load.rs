@@ -4,7 +4,7 @@
 use super::durable::resolve_for_read;
 use super::host_tensor::HostData;
 use super::safetensors_read::{decode, is_float, parse, read_bytes};
-use super::{file_err, io_err, CONFIG_FILE, MODEL_FILE};
+use super::{file_err, io_err, CONFIG_FILE, HF_PREFIX, MODEL_FILE};
 use crate::error::{Error, Result};
 use crate::model::config::{ModelConfig, ParamSpec};
 use std::collections::{BTreeMap, HashSet};
@@ -30,6 +30,9 @@ pub struct Checkpoint {
 
 /// Load a checkpoint directory: its config.json (validated) and every tensor of its
 /// model.safetensors, converted to f32. Integer tensors are an error (weights are floats).
+/// Tensor names may all carry pico's Hugging Face prefix `pico_decoder.` (its
+/// `PicoDecoderHF` wrapper's state dict) or none of them may: the prefix is stripped, so
+/// [`Checkpoint::tensors`] always holds pico's own names; a mix is an error.
 /// See [`Checkpoint::check_against`] (or [`load_checked`]) to match it to a model.
 pub fn load(dir: &Path) -> Result<Checkpoint> {
     let src = resolve_for_read(dir)?;
@@ -64,6 +67,7 @@ pub fn load(dir: &Path) -> Result<Checkpoint> {
             },
         );
     }
+    let tensors = strip_hf_prefix(&model_path, tensors)?;
     Ok(Checkpoint {
         path: src,
         config,
@@ -146,6 +150,37 @@ impl Checkpoint {
             )
         })
     }
+}
+
+/// The tensors under pico's own names: `pico_decoder.` removed when every name has it; names
+/// without it are kept as they are; a file with both kinds is refused (names one of each).
+fn strip_hf_prefix(
+    path: &Path,
+    tensors: BTreeMap<String, TensorData>,
+) -> Result<BTreeMap<String, TensorData>> {
+    let prefixed = tensors.keys().filter(|n| n.starts_with(HF_PREFIX)).count();
+    if prefixed == 0 {
+        return Ok(tensors);
+    }
+    if prefixed < tensors.len() {
+        let with = tensors.keys().find(|n| n.starts_with(HF_PREFIX));
+        let without = tensors.keys().find(|n| !n.starts_with(HF_PREFIX));
+        return Err(file_err(
+            path,
+            without.map(String::as_str),
+            format!(
+                "has no `{HF_PREFIX}` prefix, but {prefixed} of the {} tensors have it (e.g. \
+                 '{}'): the names must all carry pico's Hugging Face prefix or none of them; \
+                 this file mixes two state dicts",
+                tensors.len(),
+                with.map(String::as_str).unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(tensors
+        .into_iter()
+        .map(|(name, t)| (name[HF_PREFIX.len()..].to_string(), t))
+        .collect())
 }
 
 /// A checkpoint's config.json, validated; errors name the file.

@@ -2,7 +2,9 @@
 //!
 //! A checkpoint is a directory holding `config.json` (the model keys, see [`ModelConfig`]) and
 //! `model.safetensors` (the parameters by their pico state-dict names), as pico-lm and
-//! PyTorch write them. [`load`] reads F32, BF16, F16 (and F64) weights into f32; [`save`]
+//! PyTorch write them. pico-train's Hugging Face checkpoints (names prefixed `pico_decoder.`,
+//! a `config.json` with `model_type` and the other Hugging Face keys) load too, and
+//! [`export_hf`] writes that layout. [`load`] reads F32, BF16, F16 (and F64) weights into f32; [`save`]
 //! writes f32.
 //!
 //! Saving is atomic: the new checkpoint is built and fsynced in a sibling directory
@@ -25,7 +27,9 @@
 //!   or before they are written;
 //! - `durable`: fsync, and the atomic replacement of a file or a directory with its crash
 //!   recovery (knows nothing of tensors);
-//! - `load`, `save`, `in_memory`: pico checkpoint directories.
+//! - `load`, `save`, `in_memory`: pico checkpoint directories;
+//! - `hf_export`: pico-train's Hugging Face layout (`pico_decoder.`-prefixed names, its
+//!   `config.json` with `model_type` and `auto_map`, the tokenizer beside them).
 //!
 //! [`ModelConfig`]: super::config::ModelConfig
 //! [`load`]: fn@load
@@ -33,6 +37,7 @@
 
 mod durable;
 mod half_float;
+mod hf_export;
 mod host_tensor;
 mod in_memory;
 mod load;
@@ -42,6 +47,7 @@ mod save;
 
 pub use durable::replace_dir_atomically;
 pub use half_float::{bf16_to_f32, f16_to_f32};
+pub use hf_export::{export_hf, find_tokenizer, hf_config_json, HfExport};
 pub use host_tensor::{HostData, HostSlice, HostTensor};
 pub use in_memory::checkpoint_files;
 pub use load::{load, load_checked, Checkpoint, TensorData};
@@ -57,6 +63,12 @@ use std::path::Path;
 pub const CONFIG_FILE: &str = "config.json";
 /// The weights inside a checkpoint directory.
 pub const MODEL_FILE: &str = "model.safetensors";
+/// The prefix of every tensor name in pico's Hugging Face checkpoints (the state dict of its
+/// `PicoDecoderHF` wrapper, whose model is the attribute `pico_decoder`). [`load`] strips it;
+/// [`export_hf`] writes it.
+///
+/// [`load`]: fn@load
+pub const HF_PREFIX: &str = "pico_decoder.";
 
 /// The error for a problem with the file (or directory) `path`, or with one of its tensors.
 fn file_err(path: &Path, tensor: Option<&str>, problem: impl Into<String>) -> Error {
