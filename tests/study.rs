@@ -94,12 +94,14 @@ fn check_report_against_runs(out: &Path, runs: &Path) {
         let dir = runs.join(name);
         let (scale, variant) = name.trim_end_matches("-seed1").split_once('-').unwrap();
         let cells = row(&report, scale, variant);
-        let log = read_log(&dir.join("metrics.jsonl")).unwrap();
+        // One value per step (a killed and resumed run logs some steps twice).
+        let run = wgtrain::study::results::RunResult::load(&dir).unwrap();
+        let log_series = |k: &str| run.series(k);
         // BLiMP: the mean over paradigms of the stored pairs.
         let (_, blimp) = blimp_correct(&dir);
         assert_eq!(cells[3], format!("{blimp:.2}"), "{name} BLiMP");
         // Paloma: the last in-training evaluation, per-document mean and pooled.
-        let last = |k: &str| series(&log, k).last().unwrap().1;
+        let last = |k: &str| log_series(k).last().unwrap().1;
         assert_eq!(
             cells[4],
             format!("{:.2}", last("eval/paloma")),
@@ -111,22 +113,18 @@ fn check_report_against_runs(out: &Path, runs: &Path) {
             "{name} pooled"
         );
         assert_eq!(
-            series(&log, "eval/paloma").last().unwrap().0,
+            log_series("eval/paloma").last().unwrap().0,
             30.0,
             "final evaluation"
         );
         // Final loss: the mean of the last tenth (3 of 30 steps).
-        let loss = series(&log, "loss");
+        let loss = log_series("loss");
         assert_eq!(loss.len(), 30, "{name}: a loss every step");
         let tail: f64 = loss[27..].iter().map(|p| p.1).sum::<f64>() / 3.0;
         assert_eq!(cells[6], format!("{tail:.4}"), "{name} loss");
         // PER of w_2 updates: mean over dynamics steps and the 2 layers.
-        let per = |l: usize| {
-            series(
-                &log,
-                &format!("dynamics/layers.{l}.swiglu.w_2.weight/update/per"),
-            )
-        };
+        let per =
+            |l: usize| log_series(&format!("dynamics/layers.{l}.swiglu.w_2.weight/update/per"));
         let (p0, p1) = (per(0), per(1));
         assert!(!p0.is_empty() && p0.len() == p1.len());
         let mean = p0
@@ -137,11 +135,7 @@ fn check_report_against_runs(out: &Path, runs: &Path) {
             / p0.len() as f64;
         assert_eq!(cells[8], format!("{mean:.4}"), "{name} PER updates");
         // The OV figure is pico-analyze's per-head one.
-        assert!(!series(
-            &log,
-            "dynamics/layers.1.ov_circuit.weights.heads.3/weights/per"
-        )
-        .is_empty());
+        assert!(!log_series("dynamics/layers.1.ov_circuit.weights.heads.3/weights/per").is_empty());
     }
     // The paired test of d64: b and c recomputed from the pairs.
     let (a, _) = blimp_correct(&runs.join(RUNS[3]));
@@ -221,6 +215,47 @@ fn the_micro_study_runs_resumes_and_reports_what_its_runs_measured() {
             assert_eq!(a, b, "{name} {key}");
         }
     }
+    // Killed (SIGKILL) while training the third run, after its first checkpoint: the
+    // rerun resumes that run from its checkpoint and ends with the same runs.
+    let killed = common::temp_path("study-killed");
+    let mut child = common::wgtrain(["study", "--quiet"])
+        .test_backend()
+        .arg("--config")
+        .arg(micro())
+        .arg("--out")
+        .arg(&killed)
+        .spawn();
+    let third = killed.join(RUNS[2]).join("checkpoints/latest");
+    let t0 = std::time::Instant::now();
+    while !third.exists() {
+        assert!(
+            t0.elapsed().as_secs() < 300,
+            "the study did not reach its third run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!killed.join(RUNS[2]).join("study_done.json").exists());
+    let said = study(&killed, &[]);
+    assert!(
+        said.contains("4 runs trained now, 2 already done"),
+        "{said}"
+    );
+    check_report_against_runs(&killed, &killed);
+    for name in RUNS {
+        for key in ["loss", "eval/paloma"] {
+            let a = series(
+                &read_log(&whole.join(name).join("metrics.jsonl")).unwrap(),
+                key,
+            );
+            let b = wgtrain::study::results::RunResult::load(&killed.join(name))
+                .unwrap()
+                .series(key);
+            assert_eq!(a, b, "{name} {key} after kill -9");
+        }
+    }
+    std::fs::remove_dir_all(&killed).ok();
     // Running it again trains nothing; --report-only redraws from the directories.
     let said = study(&split, &[]);
     assert!(

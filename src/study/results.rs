@@ -52,8 +52,15 @@ impl RunResult {
         })
     }
 
+    /// The (step, value) series of `key`, one value per step: a run killed between two
+    /// checkpoints logs some steps again when it resumes (the same values, as resume is
+    /// exact), and the later record of a step is the one kept.
     pub fn series(&self, key: &str) -> Vec<(f64, f64)> {
-        series(&self.log, key)
+        let by_step: std::collections::BTreeMap<u64, f64> = series(&self.log, key)
+            .into_iter()
+            .map(|(step, v)| (step as u64, v))
+            .collect();
+        by_step.into_iter().map(|(s, v)| (s as f64, v)).collect()
     }
 
     /// The last logged value of `key`.

@@ -379,6 +379,18 @@ impl<'g> Trainer<'g> {
                 last_loss.map_or("…".to_string(), |l| format!("{l:.4}")),
                 tps
             ));
+            let dyn_every = self.config.evaluation.dynamics_every_n_steps;
+            if dyn_every > 0 && (self.step.is_multiple_of(dyn_every) || self.step == 1) {
+                let values = self.dynamics()?;
+                let refs: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                self.log.write(self.step, &refs)?;
+            }
+            let every = self.config.evaluation.every_n_steps;
+            if every > 0 && self.step.is_multiple_of(every) && self.step < max {
+                self.evaluate_and_log(&bar)?;
+            }
+            // Saved after the step's measurements are logged: a run killed after this
+            // checkpoint resumes with nothing of its step missing from the log.
             if self
                 .step
                 .is_multiple_of(self.config.checkpointing.save_every_n_steps)
@@ -389,16 +401,6 @@ impl<'g> Trainer<'g> {
                     last_loss = Some(l);
                 }
                 last_checkpoint = Some(self.save()?);
-            }
-            let dyn_every = self.config.evaluation.dynamics_every_n_steps;
-            if dyn_every > 0 && (self.step.is_multiple_of(dyn_every) || self.step == 1) {
-                let values = self.dynamics()?;
-                let refs: Vec<(&str, f64)> = values.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-                self.log.write(self.step, &refs)?;
-            }
-            let every = self.config.evaluation.every_n_steps;
-            if every > 0 && self.step.is_multiple_of(every) && self.step < max {
-                self.evaluate_and_log(&bar)?;
             }
         }
         let rest = pollster::block_on(self.engine.readback.finish(gpu))?;
