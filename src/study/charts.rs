@@ -3,17 +3,10 @@
 //! vertical markers and a log scale) and grouped bar charts.
 
 use crate::error::{Error, Result};
+use crate::metrics::plot::COLORS;
 use plotters::prelude::*;
 use std::path::Path;
 
-const COLORS: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(255, 127, 14),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-];
 const SIZE: (u32, u32) = (900, 520);
 
 /// One line of a line chart.

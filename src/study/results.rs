@@ -90,20 +90,7 @@ impl RunResult {
         let per_layer: Vec<Vec<(f64, f64)>> = (0..layers)
             .map(|i| self.series(&format!("dynamics/layers.{i}.{matrix}/{kind}/{metric}")))
             .collect();
-        let Some(first) = per_layer.first() else {
-            return Vec::new();
-        };
-        first
-            .iter()
-            .filter_map(|&(step, _)| {
-                let vals: Option<Vec<f64>> = per_layer
-                    .iter()
-                    .map(|s| s.iter().find(|p| p.0 == step).map(|p| p.1))
-                    .collect();
-                let vals = vals?;
-                Some((step, vals.iter().sum::<f64>() / vals.len() as f64))
-            })
-            .collect()
+        mean_at_common_steps(&per_layer)
     }
 
     /// Directory name, for tables.
@@ -112,4 +99,22 @@ impl RunResult {
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     }
+}
+
+/// The mean of several (step, value) series at each step of the first that all of them have.
+pub fn mean_at_common_steps(all: &[Vec<(f64, f64)>]) -> Vec<(f64, f64)> {
+    let Some(first) = all.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .filter_map(|&(x, _)| {
+            let ys: Option<Vec<f64>> = all
+                .iter()
+                .map(|s| s.iter().find(|p| p.0 == x).map(|p| p.1))
+                .collect();
+            let ys = ys?;
+            Some((x, ys.iter().sum::<f64>() / ys.len() as f64))
+        })
+        .collect()
 }

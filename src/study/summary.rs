@@ -1,7 +1,7 @@
 //! The study's results grouped by scale and variant, and the per-run figures every table and
 //! finding is computed from (each defined here, once).
 
-use super::results::RunResult;
+use super::results::{mean_at_common_steps, RunResult};
 use super::stats::mean_sd;
 
 /// The runs of one (scale, variant) cell, all seeds.
@@ -96,20 +96,7 @@ impl Cell<'_> {
     /// The per-step mean over seeds of a series.
     pub fn mean_series(&self, f: impl Fn(&RunResult) -> Vec<(f64, f64)>) -> Vec<(f64, f64)> {
         let all: Vec<Vec<(f64, f64)>> = self.runs.iter().map(|r| f(r)).collect();
-        let Some(first) = all.first() else {
-            return Vec::new();
-        };
-        first
-            .iter()
-            .filter_map(|&(x, _)| {
-                let ys: Option<Vec<f64>> = all
-                    .iter()
-                    .map(|s| s.iter().find(|p| p.0 == x).map(|p| p.1))
-                    .collect();
-                let ys = ys?;
-                Some((x, ys.iter().sum::<f64>() / ys.len() as f64))
-            })
-            .collect()
+        mean_at_common_steps(&all)
     }
 }
 
