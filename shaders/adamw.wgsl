@@ -8,7 +8,12 @@
 //     writes the chunk's sum of squares to partials[p.offset + chunk]; the pieces of all
 //     tensors own consecutive ranges of `partials`, tensor by tensor.
 //   grad_norm_final: one workgroup sums all partials in order and writes
-//     norm[0] = sqrt(total) * s.grad_scale (the norm of the gradients the update uses).
+//     norm[0] = sqrt(total) * s.grad_scale (the norm of the gradients the update uses) and
+//     norm[1], the step's non-finite flag: 0 when the loss and every gradient are finite,
+//     1 + c when c is the first partial (chunk) whose sum of squares is NaN or Inf, -1 when
+//     only the loss is not finite.
+// Non-finite steps: adamw_step applies no update when norm[1] != 0 (parameters and moments
+// stay as they were), so a NaN never reaches the weights; the host reads the flag back.
 // AdamW (torch.optim.AdamW semantics, decoupled weight decay):
 //   g = grad * grad_scale * clip, clip = min(1, max_norm / (norm + 1e-6)) when clipping is on
 //   p = p * (1 - lr * wd)
@@ -44,6 +49,8 @@ struct Step {
 @group(0) @binding(6) var<storage, read> norm_in: array<f32>;
 @group(0) @binding(7) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(8) var<storage, read_write> norm_out: array<f32>;
+// The step's loss (summed over its micro-batches), or a zero when the caller has none.
+@group(0) @binding(9) var<storage, read> loss_in: array<f32>;
 
 const WG: u32 = 256u;
 // Elements per workgroup of grad_sumsq_partial (WG lanes x 8 each).
@@ -78,13 +85,32 @@ fn grad_norm_final(@builtin(local_invocation_index) lane: u32) {
     let total = workgroup_sum(lane, acc);
     if (lane == 0u) {
         norm_out[0] = sqrt(total) * s.grad_scale;
+        var flag = 0.0;
+        if (!is_finite(total)) {
+            // Rare, so one lane finds the first offending chunk in order.
+            for (var i = 0u; i < p.n; i++) {
+                if (!is_finite(partials[i])) {
+                    flag = f32(i + 1u);
+                    break;
+                }
+            }
+        } else if (!is_finite(loss_in[0])) {
+            flag = -1.0;
+        }
+        norm_out[1] = flag;
     }
+}
+
+// NaN and both infinities have every exponent bit set (a bit test: no fast-math folding).
+fn is_finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
 }
 
 @compute @workgroup_size(256)
 fn adamw_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let i = group_index_3d(wid) * WG + lane;
-    if (i >= p.n) {
+    // norm_in[1] is the same for every lane: the whole update is skipped or applied.
+    if (i >= p.n || norm_in[1] != 0.0) {
         return;
     }
     var scale = s.grad_scale;

@@ -15,6 +15,7 @@ pub mod gpu;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod panic_guard;
 pub mod reference;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod study;

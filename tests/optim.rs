@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use wgtrain::model::checkpoint::{load, read_safetensors, HostTensor};
 use wgtrain::model::decoder::{Decoder, Param};
 use wgtrain::model::grads::batch_tokens;
-use wgtrain::train::optim::{AdamW, AdamWConfig, StepReadback, StepValues};
+use wgtrain::train::optim::{AdamW, AdamWConfig, NonFinite, StepReadback, StepValues};
 use wgtrain::{Gpu, GpuOptions, Tensor};
 
 // ---------------------------------------------------------------------------------------
@@ -375,6 +375,7 @@ fn a_full_readback_ring_grows_instead_of_waiting() {
             step: 10 + i as u64,
             loss: i as f32 + 0.5,
             grad_norm: -(i as f32),
+            nonfinite: NonFinite::None,
         })
         .collect();
     assert_eq!(got, want);
@@ -461,6 +462,7 @@ impl Trainer {
                 step: t,
                 loss: read(gpu, self.model.loss())[0],
                 grad_norm: read(gpu, self.opt.grad_norm())[0],
+                nonfinite: NonFinite::None,
             });
         }
     }

@@ -160,6 +160,10 @@ struct TrainArgs {
     resume: Option<PathBuf>,
     #[arg(long, default_value = "auto")]
     backend: String,
+    /// The adapter's memory in GiB (wgpu reports none for GPUs): a run planned above it is
+    /// refused before it starts. For a CPU adapter the machine's memory is used by default.
+    #[arg(long, value_name = "GIB")]
+    memory_gib: Option<f64>,
     /// No progress bar (logs still go to metrics.jsonl).
     #[arg(long)]
     quiet: bool,
@@ -179,7 +183,20 @@ fn train(args: TrainArgs) -> wgtrain::Result<()> {
     if let Some(n) = args.steps {
         overrides.push(format!("training.max_steps={n}"));
     }
-    let gpu = open_gpu(&args.backend)?;
+    let memory_bytes = match args.memory_gib {
+        Some(g) if g.is_finite() && g > 0.0 => Some((g * (1u64 << 30) as f64) as u64),
+        Some(g) => {
+            return Err(wgtrain::Error::Invalid(format!(
+                "--memory-gib {g}: give the adapter's memory as a positive number of GiB"
+            )))
+        }
+        None => None,
+    };
+    let gpu = Gpu::new_blocking(GpuOptions {
+        backend: args.backend.parse()?,
+        memory_bytes,
+        ..Default::default()
+    })?;
     let mut t = match &args.resume {
         Some(dir) => {
             let ckpt = trainer::latest_checkpoint(dir);

@@ -16,6 +16,10 @@ pub struct GpuOptions {
     pub max_binding_bytes: Option<u64>,
     /// Pretend the adapter allows at most this many workgroups per dispatch dimension.
     pub max_workgroups_per_dim: Option<u32>,
+    /// The memory the adapter holds, in bytes, as the user states it (`--memory-gib`): wgpu
+    /// reports none for GPUs. Runs whose planned memory is larger are refused. Also how tests
+    /// provoke the refusal with a lowered limit.
+    pub memory_bytes: Option<u64>,
 }
 
 /// What `wgtrain devices` shows about one adapter.
@@ -147,6 +151,9 @@ fn wanted_features() -> wgpu::Features {
 }
 
 /// One open GPU: the device everything in wgtrain runs on.
+/// How a device-lost report starts in the error sink.
+const DEVICE_LOST: &str = "the GPU device was lost";
+
 pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
@@ -154,6 +161,7 @@ pub struct Gpu {
     /// Largest storage binding, in bytes, that tensors are planned against.
     binding_limit: u64,
     workgroups_limit: u32,
+    memory_bytes: Option<u64>,
     errors: Arc<Mutex<Vec<String>>>,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
@@ -198,6 +206,16 @@ impl Gpu {
                 .unwrap_or_else(|p| p.into_inner())
                 .push(e.to_string());
         }));
+        let sink = errors.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            // Destroyed on purpose (dropping the Gpu) is not a loss worth reporting.
+            if reason != wgpu::DeviceLostReason::Destroyed || !message.is_empty() {
+                log::error!("wgpu: device lost ({reason:?}): {message}");
+            }
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!("{DEVICE_LOST}: {reason:?} {message}"));
+        });
         let limits = device.limits();
         let real_binding = limits
             .max_storage_buffer_binding_size
@@ -218,6 +236,7 @@ impl Gpu {
             adapter: report,
             binding_limit,
             workgroups_limit,
+            memory_bytes: options.memory_bytes,
             errors,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
@@ -237,6 +256,32 @@ impl Gpu {
 
     pub fn workgroups_limit(&self) -> u32 {
         self.workgroups_limit
+    }
+
+    /// Whether the adapter's memory was stated ([`GpuOptions::memory_bytes`]).
+    pub fn memory_stated(&self) -> bool {
+        self.memory_bytes.is_some()
+    }
+
+    /// The memory a plan may use, in bytes, when known: what the user stated
+    /// ([`GpuOptions::memory_bytes`]), else for a CPU adapter (lavapipe, llvmpipe, WARP) the
+    /// machine's memory. `None` for a GPU without a stated size (wgpu reports none).
+    pub fn memory_budget(&self) -> Option<u64> {
+        if self.memory_bytes.is_some() {
+            return self.memory_bytes;
+        }
+        if !self.is_cpu() {
+            return None;
+        }
+        let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let kb: u64 = meminfo
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
     }
 
     /// True for software adapters (lavapipe, SwiftShader, WARP), where kernels tuned for CPUs win.
@@ -337,7 +382,9 @@ impl Gpu {
         }
         let all = errors.join("; ");
         errors.clear();
-        if all.to_lowercase().contains("out of memory") {
+        if all.contains(DEVICE_LOST) {
+            Err(Error::DeviceLost(all))
+        } else if all.to_lowercase().contains("out of memory") {
             Err(Error::OutOfMemory {
                 what: "GPU buffers".into(),
                 reason: all,

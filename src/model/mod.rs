@@ -8,6 +8,7 @@ pub mod generate;
 pub mod grads;
 pub mod init;
 pub mod linear;
+pub mod memory_estimate;
 pub mod merge;
 pub mod params;
 pub mod program;

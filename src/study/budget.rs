@@ -1,13 +1,10 @@
 //! `wgtrain study --plan`: before anything trains, each run's memory and time.
 //!
-//! Memory is an estimate from the shapes (stated per part, so a reader can check it):
-//! parameters with their gradients and two Adam moments (`16 B` per parameter, an upper bound
-//! for ReLoRA, whose frozen base has neither), the logits of one micro-batch
-//! (`rows × vocab × 4 B`; stored whole today), the activations kept for the backward
-//! (`rows × (n_layers × (12·d + 3·hidden) + 2·d) × 4 B`) and one layer's attention scores
-//! (`micro-batch × heads × seq² × 4 B`). It is compared with what the adapter can hold: the
-//! machine's memory for a CPU adapter (lavapipe, llvmpipe); wgpu reports no memory size for
-//! GPUs, so there the estimate is printed with the size it needs. Small runs are also planned
+//! Memory is the estimate from the shapes that `wgtrain train` checks too
+//! ([`MemoryEstimate`], stated per part so a reader can check it). It is compared with what
+//! the adapter can hold ([`Gpu::memory_budget`]): the machine's memory for a CPU adapter
+//! (lavapipe, llvmpipe), or what the user states; wgpu reports no memory size for GPUs, so
+//! there the estimate is printed with the size it needs. Small runs are also planned
 //! for real (`Decoder::planned`, the exact bytes) and timed over a few real steps, whose mean
 //! gives the time estimate (training steps only; evaluations come on top).
 
@@ -15,6 +12,7 @@ use super::plan::PlannedRun;
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::model::decoder::{Decoder, Purpose};
+use crate::model::memory_estimate::{human_bytes as gib, MemoryEstimate};
 use crate::train::trainer::Trainer;
 use std::time::Instant;
 
@@ -47,29 +45,9 @@ pub struct RunBudget {
     pub fits: Option<bool>,
 }
 
-/// What the adapter can hold, in bytes, when known: a CPU adapter uses the machine's memory.
+/// What the adapter can hold, in bytes, when known (see [`Gpu::memory_budget`]).
 pub fn memory_budget(gpu: &Gpu) -> Option<u64> {
-    if !gpu.adapter.device_type.contains("Cpu") {
-        return None;
-    }
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb: u64 = meminfo
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
-
-/// Bytes in MiB below a GiB, else in GiB.
-fn gib(b: u64) -> String {
-    if b < 1 << 30 {
-        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
-    } else {
-        format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
-    }
+    gpu.memory_budget()
 }
 
 /// The plan of `run`: the estimate, and for small runs the exact plan and measured steps.
@@ -82,17 +60,14 @@ pub fn budget_run(
     let cfg = run.config.model_config()?;
     let micro = run.config.micro_batch();
     let seq = cfg.max_seq_len;
-    let rows = (micro * seq) as u64;
-    let (d, hidden, layers) = (
-        cfg.d_model as u64,
-        cfg.activation_hidden_dim as u64,
-        cfg.n_layers as u64,
-    );
-    let params_bytes = cfg.num_params() as u64 * 16;
-    let logits_bytes = rows * cfg.vocab_size as u64 * 4;
-    let activations_bytes = rows * (layers * (12 * d + 3 * hidden) + 2 * d) * 4;
-    let attention_bytes = (micro * cfg.attention_n_heads * seq * seq) as u64 * 4;
-    let estimate = params_bytes + logits_bytes + activations_bytes + attention_bytes;
+    let parts = MemoryEstimate::training(&cfg, micro, seq);
+    let estimate = parts.total();
+    let MemoryEstimate {
+        params_bytes,
+        logits_bytes,
+        activations_bytes,
+        attention_bytes,
+    } = parts;
     let name = run
         .dir
         .file_name()

@@ -6,6 +6,7 @@
 //! Every key can be overridden on the command line with `--set section.key=value` (YAML
 //! syntax for the value). Unknown keys and impossible values are errors naming the key.
 
+use super::config_keys::first_bad_key;
 use crate::error::{Error, Result};
 use crate::model::config::ModelConfig;
 use crate::model::relora::ReloraConfig;
@@ -55,6 +56,12 @@ pub struct TrainingSection {
     pub fabric: Option<serde_json::Value>,
     /// wgtrain: seed for initialisation and data order.
     pub seed: u64,
+    /// wgtrain: what a step whose loss or gradients hold NaN or Inf does. Its update is never
+    /// applied (the device checks every step); `stop` then ends the run with the step, the
+    /// first tensor affected and the data position, `skip` counts it and goes on.
+    pub on_nonfinite: String,
+    /// wgtrain: with `on_nonfinite: skip`, stop after this many non-finite steps in a row.
+    pub max_consecutive_nonfinite: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -210,6 +217,8 @@ impl Default for TrainingSection {
             optimization: OptimizationSection::default(),
             fabric: None,
             seed: 42,
+            on_nonfinite: "stop".into(),
+            max_consecutive_nonfinite: 5,
         }
     }
 }
@@ -354,9 +363,13 @@ impl TrainConfig {
                 .map_err(|e| invalid(key, format!("value is not valid YAML: {e}")))?;
             set_path(&mut tree, key.trim(), value)?;
         }
-        let config: TrainConfig = serde_yaml::from_value(tree).map_err(|e| {
-            // serde_yaml names the section path and the offending key.
-            invalid("(config)", e.to_string())
+        let config: TrainConfig = serde_yaml::from_value(tree.clone()).map_err(|e| {
+            // serde_yaml names an unknown key but not where a value of the wrong type is:
+            // find the first key that fails on its own.
+            match first_bad_key::<TrainConfig>(&tree, &mut Vec::new()) {
+                Some((key, problem)) => Error::Invalid(format!("config key `{key}`: {problem}")),
+                None => Error::Invalid(format!("config: {e}")),
+            }
         })?;
         config.validate()?;
         Ok(config)
@@ -503,6 +516,23 @@ impl TrainConfig {
         }
         if self.training.max_steps == 0 {
             return Err(invalid("training.max_steps", "must be at least 1"));
+        }
+        if !matches!(self.training.on_nonfinite.as_str(), "stop" | "skip") {
+            return Err(invalid(
+                "training.on_nonfinite",
+                format!(
+                    "'{}' is not a policy: use stop (end the run at the first NaN or Inf) or \
+                     skip (drop that step's update and go on)",
+                    self.training.on_nonfinite
+                ),
+            ));
+        }
+        if self.training.max_consecutive_nonfinite == 0 {
+            return Err(invalid(
+                "training.max_consecutive_nonfinite",
+                "must be at least 1 (the number of non-finite steps in a row that ends a run \
+                 with on_nonfinite: skip)",
+            ));
         }
         if o.optimizer.to_lowercase() != "adamw" {
             return Err(invalid(

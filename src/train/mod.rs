@@ -3,21 +3,28 @@
 
 pub mod byte_tokenizer;
 pub mod optim;
+pub mod readback;
 pub mod schedule;
 pub mod step;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod config;
 #[cfg(not(target_arch = "wasm32"))]
+mod config_keys;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod data;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fetch;
+#[cfg(not(target_arch = "wasm32"))]
+mod nonfinite;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod paloma;
 #[cfg(not(target_arch = "wasm32"))]
 mod progress;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod run_lock;
+#[cfg(not(target_arch = "wasm32"))]
+mod run_setup;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tokenizer;
 #[cfg(not(target_arch = "wasm32"))]

@@ -26,11 +26,11 @@
 //! and submit it before writing the next step's values. Two steps recorded into one
 //! submission would both see the values written last.
 
+pub use super::readback::{NonFinite, StepReadback, StepValues};
 use crate::error::{Error, Result};
 use crate::gpu::shaders::ADAMW;
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 use crate::model::decoder::Param;
-use futures_channel::oneshot;
 
 /// Hyper-parameters of [`AdamW`]; the defaults are `torch.optim.AdamW`'s (and pico's, which
 /// sets only `lr`), with clipping off as in pico.
@@ -139,10 +139,16 @@ pub struct AdamW {
     config: AdamWConfig,
     state: Vec<ParamState>,
     step_buffer: wgpu::Buffer,
+    /// `[norm, non-finite flag]` (see adamw.wgsl).
     norm: Tensor,
     norm_dispatches: Vec<Dispatch>,
     update_dispatches: Vec<Dispatch>,
     _partials: wgpu::Buffer,
+    /// The first partial (chunk) of each parameter's gradient, in order, with its name: what
+    /// turns the device's non-finite flag into a tensor name.
+    partial_owners: Vec<(usize, String)>,
+    /// The zero bound as the loss when the caller gives none.
+    _no_loss: Option<Tensor>,
 }
 
 fn u32_of(v: usize, what: &str) -> Result<u32> {
@@ -193,20 +199,30 @@ fn zero_moments(gpu: &Gpu, p: &Param) -> Result<ParamState> {
     })
 }
 
+/// What [`plan_grad_norm`] planned.
+struct NormPlan {
+    dispatches: Vec<Dispatch>,
+    partials: wgpu::Buffer,
+    owners: Vec<(usize, String)>,
+}
+
 /// The global gradient norm in two passes: every gradient piece writes the sums of squares
 /// of its chunks into its own range of a partials buffer, then one workgroup adds them all
-/// in a fixed order into `norm` (deterministic: no atomics). Returns the dispatches and the
-/// partials buffer they bind.
+/// in a fixed order into `norm[0]` (deterministic: no atomics) and flags a non-finite loss or
+/// gradient in `norm[1]`.
 fn plan_grad_norm(
     gpu: &Gpu,
     params: &[&Param],
     step_buffer: &wgpu::Buffer,
     norm: &Tensor,
-) -> Result<(Vec<Dispatch>, wgpu::Buffer)> {
+    loss: &Tensor,
+) -> Result<NormPlan> {
     // (gradient piece, its first partial, its chunks), for every non-empty piece.
     let mut plan = Vec::new();
     let mut partials = 0usize;
+    let mut owners = Vec::with_capacity(params.len());
     for p in params {
+        owners.push((partials, p.name.clone()));
         for piece in p.grad.pieces() {
             let n = piece.rows * p.grad.row_len();
             if n > 0 {
@@ -255,10 +271,15 @@ fn plan_grad_norm(
             (1, step_buffer),
             (7, &partials_buffer),
             (8, &norm.pieces()[0].buffer),
+            (9, &loss.pieces()[0].buffer),
         ],
         [1, 1, 1],
     ));
-    Ok((dispatches, partials_buffer))
+    Ok(NormPlan {
+        dispatches,
+        partials: partials_buffer,
+        owners,
+    })
 }
 
 /// One fused AdamW update per piece of every parameter: value, gradient and both moments
@@ -316,6 +337,17 @@ impl AdamW {
     /// Plan AdamW for the trainable parameters among `params` (e.g. `decoder.params()`;
     /// frozen ones, the base weights under LoRA adapters, are skipped), with zeroed moments.
     pub fn new(gpu: &Gpu, params: &[Param], config: AdamWConfig) -> Result<AdamW> {
+        Self::watching_loss(gpu, params, config, None)
+    }
+
+    /// [`AdamW::new`], also flagging a step whose `loss` (`[1]`, on the device) is not finite:
+    /// such a step, like one with a non-finite gradient, applies no update.
+    pub fn watching_loss(
+        gpu: &Gpu,
+        params: &[Param],
+        config: AdamWConfig,
+        loss: Option<&Tensor>,
+    ) -> Result<AdamW> {
         config.validate()?;
         let params: Vec<&Param> = params.iter().filter(|p| p.trainable).collect();
         let step_buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
@@ -324,22 +356,53 @@ impl AdamW {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let norm = Tensor::zeros(gpu, &[1], DType::F32)?;
+        let norm = Tensor::zeros(gpu, &[2], DType::F32)?;
         let state = params
             .iter()
             .map(|p| zero_moments(gpu, p))
             .collect::<Result<Vec<_>>>()?;
-        let (norm_dispatches, partials) = plan_grad_norm(gpu, &params, &step_buffer, &norm)?;
+        let no_loss = match loss {
+            Some(l) if l.dtype() == DType::F32 && l.numel() >= 1 => None,
+            Some(l) => {
+                return Err(Error::Shape {
+                    op: "AdamW",
+                    detail: format!("the watched loss must be an f32 [1], got {:?}", l.shape()),
+                })
+            }
+            None => Some(Tensor::zeros(gpu, &[1], DType::F32)?),
+        };
+        let loss = loss.or(no_loss.as_ref()).expect("a loss or its stand-in");
+        let norm_plan = plan_grad_norm(gpu, &params, &step_buffer, &norm, loss)?;
         let update_dispatches = plan_updates(gpu, &params, &state, &step_buffer, &norm)?;
         Ok(AdamW {
             config,
             state,
             step_buffer,
             norm,
-            norm_dispatches,
+            norm_dispatches: norm_plan.dispatches,
             update_dispatches,
-            _partials: partials,
+            _partials: norm_plan.partials,
+            partial_owners: norm_plan.owners,
+            _no_loss: no_loss,
         })
+    }
+
+    /// What a step's non-finite flag names: the loss, or the first parameter (in
+    /// [`AdamW::state`] order) whose gradient holds a NaN or Inf.
+    pub fn nonfinite_source(&self, flag: NonFinite) -> Option<String> {
+        match flag {
+            NonFinite::None => None,
+            NonFinite::Loss => Some("the loss".into()),
+            NonFinite::Gradient { chunk } => {
+                let owner = self
+                    .partial_owners
+                    .iter()
+                    .rev()
+                    .find(|(first, _)| *first <= chunk as usize)
+                    .map_or("an unknown tensor", |(_, name)| name.as_str());
+                Some(format!("the gradient of {owner}"))
+            }
+        }
     }
 
     pub fn config(&self) -> &AdamWConfig {
@@ -424,8 +487,9 @@ impl AdamW {
         Ok(())
     }
 
-    /// The global L2 norm of the (scaled) gradients of the last step, on the device (`[1]`),
-    /// before clipping (what torch's `clip_grad_norm_` returns).
+    /// The global L2 norm of the (scaled) gradients of the last step, on the device, before
+    /// clipping (what torch's `clip_grad_norm_` returns), then the step's non-finite flag:
+    /// `[norm, flag]`.
     pub fn grad_norm(&self) -> &Tensor {
         &self.norm
     }
@@ -497,170 +561,5 @@ impl AdamW {
             t.write(gpu, bytemuck::cast_slice(data))?;
         }
         Ok(())
-    }
-}
-
-/// The loss and gradient norm of one step, read back without waiting.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StepValues {
-    pub step: u64,
-    pub loss: f32,
-    pub grad_norm: f32,
-}
-
-struct Slot {
-    buffer: wgpu::Buffer,
-    pending: Option<(
-        u64,
-        oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
-    )>,
-}
-
-/// Per-step scalars (loss, gradient norm) brought to the host without stalling the step
-/// pipeline: each step copies them into one of a small ring of MAP_READ buffers, mapped when
-/// that step's submission completes; [`StepReadback::poll`] collects whatever has arrived,
-/// typically a step or two later.
-///
-/// ```text
-/// readback.record_copy(&mut encoder, step, decoder.loss(), adamw.grad_norm())?;
-/// gpu.submit(encoder);
-/// for v in readback.poll(&gpu)? { log(v.step, v.loss, v.grad_norm) }
-/// ```
-///
-/// When every slot is still in flight, `record_copy` adds a slot rather than waiting.
-pub struct StepReadback {
-    slots: Vec<Slot>,
-}
-
-impl StepReadback {
-    /// Slots a ring starts with: enough for the host to run two steps ahead.
-    pub const DEFAULT_DEPTH: usize = 3;
-
-    pub fn new(gpu: &Gpu, depth: usize) -> StepReadback {
-        StepReadback {
-            slots: (0..depth.max(1)).map(|_| Self::slot(gpu)).collect(),
-        }
-    }
-
-    fn slot(gpu: &Gpu) -> Slot {
-        Slot {
-            buffer: gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("step readback"),
-                size: 8,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }),
-            pending: None,
-        }
-    }
-
-    /// Copy `loss[0]` and `grad_norm[0]` at the end of `encoder` into a free slot, to be mapped
-    /// when `encoder` is submitted. Call it after the step's dispatches are recorded.
-    pub fn record_copy(
-        &mut self,
-        gpu: &Gpu,
-        encoder: &mut wgpu::CommandEncoder,
-        step: u64,
-        loss: &Tensor,
-        grad_norm: &Tensor,
-    ) -> Result<()> {
-        for (t, what) in [(loss, "loss"), (grad_norm, "grad_norm")] {
-            if t.dtype() != DType::F32 || t.numel() == 0 {
-                return Err(Error::Shape {
-                    op: "step readback",
-                    detail: format!("{what} must be a non-empty f32 tensor, got {:?}", t.shape()),
-                });
-            }
-        }
-        let i = match self.slots.iter().position(|s| s.pending.is_none()) {
-            Some(i) => i,
-            None => {
-                log::debug!(
-                    "step readback: all {} slots in flight; adding one",
-                    self.slots.len()
-                );
-                self.slots.push(Self::slot(gpu));
-                self.slots.len() - 1
-            }
-        };
-        let slot = &mut self.slots[i];
-        encoder.copy_buffer_to_buffer(&loss.pieces()[0].buffer, 0, &slot.buffer, 0, 4);
-        encoder.copy_buffer_to_buffer(&grad_norm.pieces()[0].buffer, 0, &slot.buffer, 4, 4);
-        let (tx, rx) = oneshot::channel();
-        encoder.map_buffer_on_submit(&slot.buffer, wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        slot.pending = Some((step, rx));
-        Ok(())
-    }
-
-    /// Steps recorded but not collected yet.
-    pub fn in_flight(&self) -> usize {
-        self.slots.iter().filter(|s| s.pending.is_some()).count()
-    }
-
-    /// Collect every step whose values have arrived, in step order, without blocking (on
-    /// native it checks the device once; in the browser the event loop delivers them).
-    pub fn poll(&mut self, gpu: &Gpu) -> Result<Vec<StepValues>> {
-        let _ = gpu.device.poll(wgpu::PollType::Poll);
-        let mut out = Vec::new();
-        for slot in &mut self.slots {
-            let Some((step, rx)) = &mut slot.pending else {
-                continue;
-            };
-            let step = *step;
-            match rx.try_recv() {
-                Ok(None) => {}
-                Ok(Some(r)) => {
-                    slot.pending = None;
-                    out.push(Self::take(&slot.buffer, step, r)?);
-                }
-                Err(oneshot::Canceled) => {
-                    // The encoder was dropped without being submitted.
-                    log::warn!("step readback: step {step} was never submitted");
-                    slot.pending = None;
-                }
-            }
-        }
-        out.sort_by_key(|v| v.step);
-        Ok(out)
-    }
-
-    /// Wait for every step in flight and collect them, in step order (end of training).
-    pub async fn finish(&mut self, gpu: &Gpu) -> Result<Vec<StepValues>> {
-        gpu.poll_wait();
-        let mut out = Vec::new();
-        for slot in &mut self.slots {
-            if let Some((step, rx)) = slot.pending.take() {
-                match rx.await {
-                    Ok(r) => out.push(Self::take(&slot.buffer, step, r)?),
-                    Err(oneshot::Canceled) => {
-                        log::warn!("step readback: step {step} was never submitted")
-                    }
-                }
-            }
-        }
-        out.sort_by_key(|v| v.step);
-        Ok(out)
-    }
-
-    fn take(
-        buffer: &wgpu::Buffer,
-        step: u64,
-        mapped: std::result::Result<(), wgpu::BufferAsyncError>,
-    ) -> Result<StepValues> {
-        mapped.map_err(|e| Error::Readback(format!("step {step}: {e}")))?;
-        let values: [f32; 2] = {
-            let view = buffer
-                .get_mapped_range(..)
-                .map_err(|e| Error::Readback(e.to_string()))?;
-            bytemuck::pod_read_unaligned(&view[..8])
-        };
-        buffer.unmap();
-        Ok(StepValues {
-            step,
-            loss: values[0],
-            grad_norm: values[1],
-        })
     }
 }

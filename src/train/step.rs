@@ -50,6 +50,9 @@ pub struct TrainingStep {
     prune: Vec<Dispatch>,
     prune_seed: Seed,
     _magnitude_scratch: Vec<MagnitudeScratch>,
+    /// Fault injection for tests: (step, parameter) pairs whose gradient is set to NaN after
+    /// that step's backward pass.
+    inject_nan: Vec<(u64, String)>,
 }
 
 impl TrainingStep {
@@ -63,7 +66,10 @@ impl TrainingStep {
         seed: u64,
         accumulation: usize,
     ) -> Result<TrainingStep> {
-        let optim = AdamW::new(gpu, model.params(), adamw)?;
+        // The loss is watched with the gradients: a step whose loss is NaN or Inf applies no
+        // update either.
+        let loss_sum = Tensor::zeros(gpu, &[1], DType::F32)?;
+        let optim = AdamW::watching_loss(gpu, model.params(), adamw, Some(&loss_sum))?;
         // ReLoRA's optimizer reset: prune the Adam moments of every A and B.
         let prune_seed = Seed::new(gpu, 0);
         let mut prune = Vec::new();
@@ -98,7 +104,6 @@ impl TrainingStep {
                 }
             }
         }
-        let loss_sum = Tensor::zeros(gpu, &[1], DType::F32)?;
         let add_loss = elementwise::accumulate(gpu, &loss_sum, model.loss())?;
         Ok(TrainingStep {
             model,
@@ -112,7 +117,26 @@ impl TrainingStep {
             prune,
             prune_seed,
             _magnitude_scratch: scratch,
+            inject_nan: Vec::new(),
         })
+    }
+
+    /// Make the gradient of parameter `name` NaN at optimizer step `step` (after its backward
+    /// pass, before the update): how the tests provoke the non-finite path.
+    #[doc(hidden)]
+    pub fn inject_nan_gradient(&mut self, step: u64, name: &str) -> Result<()> {
+        if !self
+            .model
+            .params()
+            .iter()
+            .any(|p| p.name == name && p.trainable)
+        {
+            return Err(crate::error::Error::Invalid(format!(
+                "no trainable parameter {name} to inject a NaN gradient into"
+            )));
+        }
+        self.inject_nan.push((step, name.to_string()));
+        Ok(())
     }
 
     /// Micro-batches per optimizer step; a step's read-back loss is their sum.
@@ -164,6 +188,15 @@ impl TrainingStep {
                 self.add_loss.record(&mut pass);
             }
             self.model.record_backward(&mut enc);
+        }
+        if let Some((_, name)) = self.inject_nan.iter().find(|(s, _)| *s == t) {
+            // A queue write lands between the submission before it and the one after.
+            gpu.submit(std::mem::replace(&mut enc, gpu.encoder()));
+            let p = self.model.params().iter().find(|p| &p.name == name);
+            if let Some(p) = p {
+                let nan = f32::NAN.to_le_bytes();
+                gpu.queue.write_buffer(&p.grad.pieces()[0].buffer, 0, &nan);
+            }
         }
         let lr = self.schedule.lr_at(done);
         self.optim.record_step(gpu, &mut enc, lr as f32, t)?;

@@ -73,8 +73,11 @@ impl Tokenizer {
 
     /// Parses a `tokenizer.json` held in memory (errors carry no path).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut inner = tokenizers::Tokenizer::from_bytes(bytes)
-            .map_err(|e| Error::Invalid(format!("tokenizer.json: {e}")))?;
+        // `tokenizers` panics on some malformed files instead of returning an error.
+        let mut inner = crate::panic_guard::contain("tokenizer.json", || {
+            tokenizers::Tokenizer::from_bytes(bytes)
+                .map_err(|e| Error::Invalid(format!("tokenizer.json: {e}")))
+        })?;
         inner.with_padding(None);
         inner
             .with_truncation(None)

@@ -4,10 +4,13 @@
 //! continue bit for bit: weights, Adam moments, the step, the data position, the config.
 
 use super::config::TrainConfig;
-use super::data::{resolve_dataset, BinDtype, DataSource, DataSpec, DataState, Holdout, Split};
+use super::data::{resolve_dataset, DataSource, DataState, Holdout, Split};
+use super::nonfinite::NonFinitePolicy;
 use super::optim::{AdamWConfig, StepValues};
 use super::paloma::{held_out_documents, HeldOutDocuments};
 use super::progress;
+pub use super::run_setup::latest_checkpoint;
+use super::run_setup::{check_memory, copy_into_run, data_spec, model_config_for};
 use super::schedule::LrSchedule;
 use super::step::TrainingStep;
 use super::tokenizer::{self, Tokenizer};
@@ -27,7 +30,7 @@ use std::time::Instant;
 
 pub const TRAINER_STATE_FILE: &str = "trainer_state.json";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
-pub const TOKENIZER_FILE: &str = "tokenizer.json";
+pub use super::run_setup::TOKENIZER_FILE;
 
 /// What a checkpoint stores besides weights and optimizer moments.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -42,7 +45,15 @@ pub struct TrainerState {
     pub wgtrain_version: String,
 }
 
+/// What the host remembers of a submitted step until its values come back.
+struct PendingStep {
+    lr: f64,
+    /// The data position before the step's first micro-batch.
+    data: DataState,
+}
+
 /// How a run ended.
+#[derive(Debug)]
 pub struct Summary {
     pub steps: u64,
     pub last_loss: Option<f32>,
@@ -66,8 +77,12 @@ pub struct Trainer<'g> {
     step: u64,
     run_dir: PathBuf,
     log: MetricsLog,
-    /// Learning rate of each step whose loss has not come back yet.
-    pending_lr: BTreeMap<u64, f64>,
+    /// Learning rate and data position of each step whose values have not come back yet.
+    pending: BTreeMap<u64, PendingStep>,
+    /// `training.on_nonfinite` and its counts.
+    nonfinite: NonFinitePolicy,
+    /// The newest complete checkpoint of this run (saved, or resumed from).
+    last_checkpoint: Option<PathBuf>,
     pub show_progress: bool,
     losses: Vec<(u64, f32)>,
     dynamics_plans: crate::metrics::dynamics::MetricsPlans,
@@ -163,11 +178,36 @@ impl<'g> Trainer<'g> {
         t.engine
             .model
             .load_params(gpu, |n| ckpt.tensors.get(n).map(|x| x.data.as_slice()))?;
-        let opt = checkpoint::read_safetensors(&dir.join(OPTIMIZER_FILE))?;
+        let opt_path = dir.join(OPTIMIZER_FILE);
+        let opt = checkpoint::read_safetensors(&opt_path)?;
+        for (name, tensor) in t.engine.optim.state_tensors() {
+            let problem = match opt.get(&name) {
+                None => Some("is missing".to_string()),
+                Some(x) if x.data.as_f32().map(<[f32]>::len) != Some(tensor.numel()) => {
+                    Some(format!(
+                        "has shape {:?}, the model's is {:?} (or is not a float tensor)",
+                        x.shape,
+                        tensor.shape()
+                    ))
+                }
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                return Err(Error::Checkpoint {
+                    path: opt_path,
+                    tensor: Some(name),
+                    problem: format!(
+                        "{problem}: the optimizer state is damaged or belongs to another model; \
+                         resume from an earlier checkpoint of this run"
+                    ),
+                });
+            }
+        }
         t.engine
             .optim
             .load_state(gpu, |n| opt.get(n).and_then(|x| x.data.as_f32()))?;
         t.data.restore(&state.data)?;
+        t.last_checkpoint = Some(dir.to_path_buf());
         Ok(t)
     }
 
@@ -196,6 +236,7 @@ impl<'g> Trainer<'g> {
             Some(DataSource::open_split(&spec, Split::Heldout)?)
         };
         let paloma = held_out_documents(&config, seq, &data_path, tokenizer.as_ref())?;
+        check_memory(gpu, &config, &model_config)?;
         let model = Decoder::with_accumulation(
             gpu,
             &model_config,
@@ -229,7 +270,9 @@ impl<'g> Trainer<'g> {
             config.training.seed,
             o.gradient_accumulation_steps,
         )?;
-        let log = MetricsLog::open(&run_dir.join("metrics.jsonl"))?;
+        // A resumed run repeats the steps after its checkpoint: their old lines go.
+        let nonfinite = NonFinitePolicy::new(&config.training);
+        let log = MetricsLog::open_at(&run_dir.join("metrics.jsonl"), Some(step))?;
         Ok(Trainer {
             gpu,
             config,
@@ -243,7 +286,9 @@ impl<'g> Trainer<'g> {
             step,
             run_dir: run_dir.to_path_buf(),
             log,
-            pending_lr: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            nonfinite,
+            last_checkpoint: None,
             show_progress: true,
             losses: Vec::new(),
             dynamics_plans: Default::default(),
@@ -274,7 +319,7 @@ impl<'g> Trainer<'g> {
         let c = &self.config;
         format!(
             "pico-decoder {:.2} M params (d {}, {} layers, vocab {}), {} steps of {} x {} tokens \
-             ({} micro-batch{} of {}), lr {} {}, data {}",
+             ({} micro-batch{} of {}), lr {} {}, data {}, {} of device memory planned",
             self.model_config.num_params() as f64 / 1e6,
             self.model_config.d_model,
             self.model_config.n_layers,
@@ -291,13 +336,17 @@ impl<'g> Trainer<'g> {
             c.micro_batch(),
             c.training.optimization.lr,
             c.training.optimization.lr_scheduler,
-            self.data.describe()
+            self.data.describe(),
+            crate::model::memory_estimate::human_bytes(
+                self.engine.model.planned_bytes() + self.engine.optim.state_bytes()
+            )
         )
     }
 
     /// Run one optimizer step (all micro-batches, then AdamW); does not wait for the GPU.
     pub fn train_step(&mut self) -> Result<()> {
         let micro = self.config.micro_batch();
+        let position = self.data.state();
         let data = &mut self.data;
         let sent = self
             .engine
@@ -307,8 +356,24 @@ impl<'g> Trainer<'g> {
             self.log.write(sent.step, &[("relora/reset", 1.0)])?;
         }
         self.step = sent.step;
-        self.pending_lr.insert(sent.step, sent.lr);
+        let pending = PendingStep {
+            lr: sent.lr,
+            data: position,
+        };
+        self.pending.insert(sent.step, pending);
         Ok(())
+    }
+
+    /// Make the gradient of `param` NaN at optimizer step `step` (tests of the non-finite
+    /// path).
+    #[doc(hidden)]
+    pub fn inject_nan_gradient(&mut self, step: u64, param: &str) -> Result<()> {
+        self.engine.inject_nan_gradient(step, param)
+    }
+
+    /// Non-finite steps skipped so far in this session.
+    pub fn nonfinite_skipped(&self) -> u64 {
+        self.nonfinite.total()
     }
 
     fn log_values(&mut self, values: Vec<StepValues>, tokens_per_s: f64) -> Result<Option<f32>> {
@@ -317,7 +382,8 @@ impl<'g> Trainer<'g> {
         let mut last = None;
         for v in values {
             let loss = v.loss / accum;
-            let lr = self.pending_lr.remove(&v.step).unwrap_or(f64::NAN);
+            let pending = self.pending.remove(&v.step);
+            let lr = pending.as_ref().map_or(f64::NAN, |p| p.lr);
             self.log.write(
                 v.step,
                 &[
@@ -327,22 +393,60 @@ impl<'g> Trainer<'g> {
                     ("tokens_per_s", tokens_per_s),
                 ],
             )?;
-            if !loss.is_finite() {
-                return Err(Error::Invalid(format!(
-                    "the loss became {loss} at step {}: lower the learning rate or enable \
-                     training.optimization.max_grad_norm",
-                    v.step
-                )));
-            }
-            self.losses.push((v.step, loss));
-            last = Some(loss);
+            // The device flags NaN and Inf in the loss and every gradient, and then applies
+            // no update (adamw.wgsl); a finite loss with a flagged gradient is caught too.
+            let source = self
+                .engine
+                .optim
+                .nonfinite_source(v.nonfinite)
+                .or_else(|| (!loss.is_finite()).then(|| "the loss".to_string()));
+            let Some(source) = source else {
+                self.nonfinite.finite();
+                self.losses.push((v.step, loss));
+                last = Some(loss);
+                continue;
+            };
+            let total = self
+                .nonfinite
+                .skipped(v.step, &source, loss, pending.map(|p| p.data))?;
+            self.log.write(
+                v.step,
+                &[
+                    ("nonfinite/skipped", 1.0),
+                    ("nonfinite/skipped_total", total as f64),
+                ],
+            )?;
         }
         Ok(last)
     }
 
     /// Train until `training.max_steps` (or until `stop` is set, e.g. by Ctrl-C), saving
     /// checkpoints every `checkpointing.save_every_n_steps` and at the end.
+    ///
+    /// An error after training has started (a non-finite step with `on_nonfinite: stop`, a
+    /// lost device, running out of memory) is returned as [`Error::TrainingStopped`], naming
+    /// the last complete checkpoint and the command that continues from it.
     pub fn run(&mut self, stop: &Arc<AtomicBool>) -> Result<Summary> {
+        let e = match self.run_steps(stop) {
+            Ok(summary) => return Ok(summary),
+            Err(e @ Error::TrainingStopped { .. }) => return Err(e),
+            Err(e) => e,
+        };
+        // A failed readback or copy is often the symptom, a lost device the cause (wgpu
+        // reports the loss once its queue has drained: wait for that).
+        self.gpu.poll_wait();
+        let cause = match self.gpu.check_errors() {
+            Err(lost @ Error::DeviceLost(_)) => lost,
+            _ => e,
+        };
+        Err(Error::TrainingStopped {
+            cause: Box::new(cause),
+            checkpoint: self.last_checkpoint.clone(),
+            run_dir: self.run_dir.clone(),
+        })
+    }
+
+    fn run_steps(&mut self, stop: &Arc<AtomicBool>) -> Result<Summary> {
         let gpu = self.gpu;
         let max = self.config.training.max_steps;
         let tokens_per_step =
@@ -367,6 +471,8 @@ impl<'g> Trainer<'g> {
             let elapsed = started.elapsed().as_secs_f64().max(1e-9);
             let tps = (self.step - start_step) as f64 * tokens_per_step / elapsed;
             let done = self.engine.readback.poll(gpu)?;
+            // A lost device or an out-of-memory error surfaces here, within a step.
+            gpu.check_errors()?;
             if let Some(l) = self.log_values(done, tps)? {
                 last_loss = Some(l);
             }
@@ -583,6 +689,7 @@ impl<'g> Trainer<'g> {
             }
             w(TRAINER_STATE_FILE, state_json.as_bytes())
         })?;
+        self.last_checkpoint = Some(dir.clone());
         let latest = ckpt_root.join("latest");
         let tmp = ckpt_root.join(".latest.tmp");
         std::fs::write(&tmp, format!("step_{:06}\n", self.step))
@@ -590,80 +697,4 @@ impl<'g> Trainer<'g> {
             .map_err(|e| Error::Invalid(format!("updating {}: {e}", latest.display())))?;
         Ok(dir)
     }
-}
-
-/// The model `config` describes, its vocabulary sized for `tokenizer` when the config
-/// leaves it open (and checked against it when not).
-fn model_config_for(config: &TrainConfig, tokenizer: Option<&Tokenizer>) -> Result<ModelConfig> {
-    let mut model_config = config.model_config()?;
-    if let Some(tok) = tokenizer {
-        let needed = tok.vocab_size();
-        if config.model.vocab_size.is_none() {
-            // pico pads the vocabulary to a multiple of 64.
-            model_config.vocab_size = needed.div_ceil(64) * 64;
-        } else if model_config.vocab_size < needed {
-            return Err(Error::Config {
-                key: "model.vocab_size".into(),
-                problem: format!(
-                    "({}) is smaller than the tokenizer's vocabulary ({needed})",
-                    model_config.vocab_size
-                ),
-            });
-        }
-    }
-    Ok(model_config)
-}
-
-/// Keeps a copy of the tokenizer file in the run directory (unless it is already there).
-fn copy_into_run(tokenizer: &Tokenizer, run_dir: &Path) -> Result<()> {
-    if let Some(src) = tokenizer.path() {
-        let dst = run_dir.join(TOKENIZER_FILE);
-        if src != dst {
-            std::fs::copy(src, &dst)
-                .map_err(|e| Error::Invalid(format!("cannot copy the tokenizer: {e}")))?;
-        }
-    }
-    Ok(())
-}
-
-/// How the run reads `data_path`: windows of the model's length, the config's seed, holdout
-/// and `.bin` dtype.
-fn data_spec(
-    config: &TrainConfig,
-    data_path: &Path,
-    tokenizer: Option<Tokenizer>,
-    model_config: &ModelConfig,
-) -> DataSpec {
-    let dataset = &config.data.dataset;
-    DataSpec {
-        tokenizer,
-        seed: config.training.seed,
-        holdout: if dataset.holdout_fraction > 0.0 {
-            Holdout::Fraction(dataset.holdout_fraction)
-        } else {
-            Holdout::None
-        },
-        bin_dtype: if dataset.token_dtype == "u32" {
-            BinDtype::U32
-        } else {
-            BinDtype::U16
-        },
-        ..DataSpec::new(data_path, model_config.max_seq_len, model_config.vocab_size)
-    }
-}
-
-/// The checkpoint `runs/NAME/checkpoints/latest` points at, for `--resume RUN_DIR`.
-pub fn latest_checkpoint(run_or_checkpoint: &Path) -> PathBuf {
-    if run_or_checkpoint.join(TRAINER_STATE_FILE).exists() {
-        return run_or_checkpoint.to_path_buf();
-    }
-    for root in [
-        run_or_checkpoint.to_path_buf(),
-        run_or_checkpoint.join("checkpoints"),
-    ] {
-        if let Ok(name) = std::fs::read_to_string(root.join("latest")) {
-            return root.join(name.trim());
-        }
-    }
-    run_or_checkpoint.to_path_buf()
 }

@@ -109,6 +109,12 @@ impl Cli {
         self.args(["--backend", backend().name()])
     }
 
+    /// Run in `dir`.
+    pub fn current_dir(mut self, dir: &std::path::Path) -> Cli {
+        self.0.current_dir(dir);
+        self
+    }
+
     /// Set environment variables for this run only.
     pub fn envs(mut self, vars: &[(&str, &str)]) -> Cli {
         self.0.envs(vars.iter().copied());
@@ -151,5 +157,20 @@ impl CliOutput {
     pub fn assert_ok(self) -> String {
         assert!(self.ok, "wgtrain failed:\n{}{}", self.stdout, self.stderr);
         self.stdout
+    }
+
+    /// Assert the run failed with an error, not a panic; its stderr (the message).
+    pub fn assert_failed(self) -> String {
+        assert!(
+            !self.ok,
+            "wgtrain should have failed:\n{}{}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "wgtrain panicked:\n{}",
+            self.stderr
+        );
+        self.stderr
     }
 }

@@ -172,6 +172,17 @@ where
 }
 
 fn read_parquet(path: &Path, column: &str, w: &mut impl RowSink, bar: &ProgressBar) -> Result<u64> {
+    // The parquet crate panics on some corrupt files (found by fuzzing) instead of erring.
+    let what = format!("{}: not a readable parquet file", path.display());
+    crate::panic_guard::contain(&what, || read_parquet_unguarded(path, column, w, bar))
+}
+
+fn read_parquet_unguarded(
+    path: &Path,
+    column: &str,
+    w: &mut impl RowSink,
+    bar: &ProgressBar,
+) -> Result<u64> {
     let file = File::open(path)
         .map_err(|e| Error::Invalid(format!("cannot open {}: {e}", path.display())))?;
     let reader = SerializedFileReader::new(file).map_err(|e| {
@@ -240,6 +251,13 @@ fn read_parquet(path: &Path, column: &str, w: &mut impl RowSink, bar: &ProgressB
 }
 
 fn parquet_rows(path: &Path) -> Option<u64> {
-    let reader = SerializedFileReader::new(File::open(path).ok()?).ok()?;
-    Some(reader.metadata().file_metadata().num_rows().max(0) as u64)
+    crate::panic_guard::contain("parquet", || {
+        let rows =
+            SerializedFileReader::new(File::open(path).ok().ok_or(Error::Invalid(String::new()))?)
+                .ok()
+                .map(|r| r.metadata().file_metadata().num_rows().max(0) as u64);
+        Ok(rows)
+    })
+    .ok()
+    .flatten()
 }
