@@ -42,7 +42,7 @@ fn logits(gpu: &Gpu, model: &Decoder, batch: &[u32]) -> Result<Vec<f32>> {
     let mut enc = gpu.encoder();
     model.record_eval_forward(&mut enc);
     gpu.submit(enc);
-    model.logits().to_vec_f32(gpu)
+    model.logits()?.to_vec_f32(gpu)
 }
 
 fn run() -> Result<()> {

@@ -191,7 +191,7 @@ impl DemoSession {
         let train = TrainingStep::new(gpu, model, adamw, schedule, options.seed, 1)?;
         let mut plain = config.clone();
         plain.relora = None;
-        let sampler = Decoder::for_inference(gpu, &plain, 1, seq)?;
+        let sampler = Decoder::for_generation(gpu, &plain, seq)?;
         Ok(DemoSession {
             rng: Rng::new(options.seed ^ 0x5eed),
             options,

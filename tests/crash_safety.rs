@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use wgtrain::train::trainer::{latest_checkpoint, Trainer};
 
 fn book() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/corpus/train/gutenberg_pg11_Alices_Adventures_in_Wonderland.txt")
+    common::alice()
 }
 
 /// A small model that saves a checkpoint after every step, so kills land in writes often.

@@ -76,7 +76,7 @@ impl<'a> Reference<'a> {
         let mut enc = gpu.encoder();
         m.record_forward(&mut enc);
         gpu.submit(enc);
-        let logits = m.logits().to_vec_f32(gpu).unwrap();
+        let logits = m.logits().unwrap().to_vec_f32(gpu).unwrap();
         (0..t)
             .map(|p| {
                 let row = &logits[p * VOCAB..(p + 1) * VOCAB];

@@ -94,7 +94,7 @@ impl Reference {
         m.record_eval_forward(&mut enc);
         gpu.submit(enc);
         let v = ckpt.config.vocab_size;
-        let logits = m.logits().to_vec_f32(gpu).unwrap();
+        let logits = m.logits().unwrap().to_vec_f32(gpu).unwrap();
         (0..t)
             .map(|p| {
                 let row = &logits[p * v..(p + 1) * v];

@@ -27,7 +27,7 @@ fn logits_of(gpu: &Gpu, config: &ModelConfig, weights: &Weights) -> Vec<f32> {
     let mut enc = gpu.encoder();
     m.record_eval_forward(&mut enc);
     gpu.submit(enc);
-    m.logits().to_vec_f32(gpu).unwrap()
+    m.logits().unwrap().to_vec_f32(gpu).unwrap()
 }
 
 fn checkpoint_logits(gpu: &Gpu, ckpt: &Checkpoint) -> Vec<f32> {

@@ -55,7 +55,7 @@ fn logits(gpu: &Gpu, ckpt: &Checkpoint) -> Vec<f32> {
     let mut enc = gpu.encoder();
     m.record_eval_forward(&mut enc);
     gpu.submit(enc);
-    m.logits().to_vec_f32(gpu).unwrap()
+    m.logits().unwrap().to_vec_f32(gpu).unwrap()
 }
 
 /// `wgtrain grads` on the fixture's batch: (loss as printed, the logits it wrote).

@@ -30,7 +30,7 @@ fn repo(rel: &str) -> PathBuf {
 }
 
 fn book() -> PathBuf {
-    repo("../shared/data/corpus/train/gutenberg_pg11_Alices_Adventures_in_Wonderland.txt")
+    common::alice()
 }
 
 fn err<T>(r: wgtrain::Result<T>) -> String {

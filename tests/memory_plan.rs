@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use wgtrain::model::config::ModelConfig;
@@ -17,8 +17,7 @@ use wgtrain::train::trainer::Trainer;
 use wgtrain::{Error, GpuOptions};
 
 fn book() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/corpus/train/gutenberg_pg11_Alices_Adventures_in_Wonderland.txt")
+    common::alice()
 }
 
 fn yaml(batch: usize, accumulation: usize) -> String {

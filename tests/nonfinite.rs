@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use wgtrain::metrics::log::{read_log, series};
@@ -15,8 +15,7 @@ use wgtrain::train::trainer::Trainer;
 use wgtrain::Error;
 
 fn book() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/corpus/train/gutenberg_pg11_Alices_Adventures_in_Wonderland.txt")
+    common::alice()
 }
 
 /// A two-layer model on one book; a constant learning rate, so a run's steps do not depend

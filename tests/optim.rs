@@ -345,11 +345,14 @@ fn bad_settings_are_refused() {
     assert!(err.to_string().contains("m.a"), "{err}");
 }
 
+/// The ring is the step pipeline's back-pressure: with every slot in flight, recording the
+/// next step waits for the oldest (so the host is never more than `depth` steps ahead), and
+/// the values collected while waiting come out of the next poll, none lost or repeated.
 #[test]
-fn a_full_readback_ring_grows_instead_of_waiting() {
+fn a_full_readback_ring_waits_for_the_oldest_step() {
     let gpu = small_gpu();
-    let mut rb = StepReadback::new(&gpu, 1);
-    let scalars: Vec<(Tensor, Tensor)> = (0..3)
+    let mut rb = StepReadback::new(&gpu, 2);
+    let scalars: Vec<(Tensor, Tensor)> = (0..6)
         .map(|i| {
             (
                 Tensor::from_f32(&gpu, &[1], &[i as f32 + 0.5]).unwrap(),
@@ -361,16 +364,30 @@ fn a_full_readback_ring_grows_instead_of_waiting() {
         let mut enc = gpu.encoder();
         rb.record_copy(&gpu, &mut enc, 10 + i as u64, loss, norm)
             .unwrap();
-        gpu.submit(enc);
+        let index = gpu.submit(enc);
+        // Told the submission or not (then it waits for everything submitted), it waits.
+        if i % 2 == 0 {
+            rb.submitted(index);
+        }
+        assert!(
+            rb.in_flight() <= 2,
+            "step {i}: {} in flight",
+            rb.in_flight()
+        );
+        assert_eq!(rb.depth(), 2, "the ring grew");
     }
-    assert_eq!(rb.in_flight(), 3);
+    let mut got = rb.poll(&gpu).unwrap();
+    assert!(
+        got.len() >= 4,
+        "the steps waited for come out of poll: {got:?}"
+    );
     // An encoder dropped without being submitted frees its slot.
     let mut enc = gpu.encoder();
     rb.record_copy(&gpu, &mut enc, 99, &scalars[0].0, &scalars[0].1)
         .unwrap();
     drop(enc);
-    let got = pollster::block_on(rb.finish(&gpu)).unwrap();
-    let want: Vec<StepValues> = (0..3)
+    got.extend(pollster::block_on(rb.finish(&gpu)).unwrap());
+    let want: Vec<StepValues> = (0..6)
         .map(|i| StepValues {
             step: 10 + i as u64,
             loss: i as f32 + 0.5,

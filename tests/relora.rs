@@ -99,7 +99,7 @@ fn logits(gpu: &Gpu, m: &Decoder) -> Vec<f32> {
     let mut enc = gpu.encoder();
     m.record_forward(&mut enc);
     gpu.submit(enc);
-    m.logits().to_vec_f32(gpu).unwrap()
+    m.logits().unwrap().to_vec_f32(gpu).unwrap()
 }
 
 fn merge_case(quirk: bool) {

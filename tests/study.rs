@@ -294,8 +294,10 @@ fn plan_prints_memory_and_time_without_training() {
     ] {
         assert!(said.contains(run), "{said}");
     }
-    // The logits of one micro-batch of 8 x 2048 tokens at V = 50304: 3.07 GiB.
-    assert!(said.contains("3.07 GiB"), "{said}");
+    // The logits of one micro-batch of 8 x 2048 tokens at V = 50304 (3.07 GiB whole) are
+    // held a chunk of 1334 rows at a time: 256.0 MiB.
+    assert!(said.contains("256.0 MiB"), "{said}");
+    assert!(!said.contains("3.07 GiB"), "{said}");
     assert!(!out.exists(), "--plan trains nothing");
     // Small runs are built and timed: seconds per step and a training time for each.
     let out = common::temp_path("study-micro-plan");

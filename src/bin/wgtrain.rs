@@ -397,7 +397,8 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
             })?;
             let gpu = open_gpu(&backend)?;
             let seq = seq.unwrap_or(ckpt.config.max_seq_len.min(256));
-            let model = load_decoder(&gpu, &ckpt, 1, seq)?;
+            let model = Decoder::for_generation(&gpu, &ckpt.config, seq)?;
+            model.load_params(&gpu, |n| ckpt.tensors.get(n).map(|t| t.data.as_slice()))?;
             let eos = tok.eos_id();
             // The end-of-text token stands in for the beginning of the sequence, as in training.
             let mut ids: Vec<u32> = eos.into_iter().collect();

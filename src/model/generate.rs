@@ -68,8 +68,8 @@ pub fn sample(logits: &[f32], temperature: f32, top_k: usize, rng: &mut Rng) -> 
 }
 
 /// Continue `prompt` (token ids) by up to `options.max_new_tokens` tokens, stopping early at
-/// `stop` (e.g. the end-of-text id). `model` must be planned for batch 1; its `seq` is the
-/// context window.
+/// `stop` (e.g. the end-of-text id). `model` must be planned for generation
+/// ([`Decoder::for_generation`]); its `seq` is the context window.
 pub async fn generate(
     gpu: &Gpu,
     model: &Decoder,
@@ -102,7 +102,7 @@ pub async fn generate(
         let mut enc = gpu.encoder();
         model.record_eval_forward(&mut enc);
         gpu.submit(enc);
-        let logits = model.logits().read_f32(gpu).await?;
+        let logits = model.logits()?.read_f32(gpu).await?;
         let last = context.len() - 1;
         let next = sample(
             &logits[last * vocab..(last + 1) * vocab],

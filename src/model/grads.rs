@@ -74,7 +74,7 @@ pub async fn compute(
     model.record_forward(&mut enc);
     gpu.submit(enc);
     // The backward overwrites the logits with their gradient: read them first.
-    let logits = model.logits().read_f32(gpu).await?;
+    let logits = model.logits()?.read_f32(gpu).await?;
     let loss = model.loss().read_f32(gpu).await?[0];
 
     let mut enc = gpu.encoder();

@@ -3,7 +3,8 @@
 //!
 //! - parameters with their gradients and two Adam moments: `16 B` per parameter (an upper
 //!   bound for ReLoRA, whose frozen base has neither gradient nor moments);
-//! - the logits of one micro-batch, `rows × vocab × 4 B` (they are stored whole today);
+//! - the logits the head holds at once: one chunk of `min(rows, LOGITS_CHUNK_BYTES / (4 ·
+//!   vocab))` token rows × `vocab × 4 B` (see `decoder::LogitsPlan`; all rows when they fit);
 //! - the activations kept for the backward, `rows × (n_layers × (12·d + 3·hidden) + 2·d) × 4 B`;
 //! - one layer's attention scores, `micro-batch × heads × seq² × 4 B`;
 //!
@@ -11,6 +12,7 @@
 //! plan; `tests/memory_plan.rs` keeps the two close.
 
 use crate::model::config::ModelConfig;
+use crate::model::decoder::LogitsPlan;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryEstimate {
@@ -31,7 +33,9 @@ impl MemoryEstimate {
         );
         MemoryEstimate {
             params_bytes: config.num_params() as u64 * 16,
-            logits_bytes: rows * config.vocab_size as u64 * 4,
+            logits_bytes: LogitsPlan::Auto.chunk_rows(rows as usize, config.vocab_size) as u64
+                * config.vocab_size as u64
+                * 4,
             activations_bytes: rows * (layers * (12 * d + 3 * hidden) + 2 * d) * 4,
             attention_bytes: (micro * config.attention_n_heads * seq * seq) as u64 * 4,
         }

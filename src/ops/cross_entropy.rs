@@ -9,7 +9,7 @@
 use super::common::{grid_2d, to_u32, whole, whole_u32};
 use crate::error::{Error, Result};
 use crate::gpu::shaders::CROSS_ENTROPY;
-use crate::gpu::{DType, Dispatch, Gpu, Tensor};
+use crate::gpu::{DType, Dispatch, Gpu, Piece, Tensor};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -26,6 +26,7 @@ struct Params {
 fn check(
     op: &'static str,
     logits: &Tensor,
+    chunk: Chunk,
     labels: &Tensor,
     per_row: &[(&Tensor, &str)],
 ) -> Result<()> {
@@ -42,11 +43,29 @@ fn check(
             logits.shape()
         )));
     }
-    let n = logits.rows();
+    let n = chunk.first + chunk.rows;
+    if chunk.rows > logits.rows() {
+        return Err(shape_err(format!(
+            "a chunk of {} rows in logits {:?}",
+            chunk.rows,
+            logits.shape()
+        )));
+    }
     for (t, name) in std::iter::once(&(labels, "labels")).chain(per_row) {
-        if t.numel() != n {
+        // The whole batch's per-row tensors match its logits; a chunk's hold more rows.
+        let fits = if chunk.whole {
+            t.numel() == n
+        } else {
+            t.numel() >= n
+        };
+        if !fits {
+            let rows = if chunk.whole {
+                format!("{n} rows of logits")
+            } else {
+                format!("token rows {}..{n} of logits", chunk.first)
+            };
             return Err(shape_err(format!(
-                "{name} has {} elements for {n} rows of logits {:?}",
+                "{name} has {} elements for {rows} {:?}",
                 t.numel(),
                 logits.shape()
             )));
@@ -54,6 +73,46 @@ fn check(
     }
     to_u32(n)?;
     Ok(())
+}
+
+/// Which token rows the logits hold: their rows `0..rows` are token rows
+/// `first..first + rows` of the per-row tensors (labels, losses, lse). The whole batch is
+/// one chunk; the head's chunked path ([`crate::model::decoder`]) computes the rest a chunk
+/// at a time in the same logits buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct Chunk {
+    pub first: usize,
+    pub rows: usize,
+    /// The logits hold every row (the per-row tensors then have exactly `rows` elements).
+    pub whole: bool,
+}
+
+impl Chunk {
+    pub fn whole(logits: &Tensor) -> Chunk {
+        Chunk {
+            first: 0,
+            rows: logits.rows(),
+            whole: true,
+        }
+    }
+
+    /// Token rows `first .. first + rows` of a larger batch.
+    pub fn rows(first: usize, rows: usize) -> Chunk {
+        Chunk {
+            first,
+            rows,
+            whole: false,
+        }
+    }
+}
+
+/// The pieces of `logits` holding rows `0..chunk.rows`, as (piece, rows used in it).
+fn pieces_in(logits: &Tensor, chunk: Chunk) -> impl Iterator<Item = (&Piece, usize)> {
+    logits
+        .pieces()
+        .iter()
+        .filter(move |p| p.rows > 0 && p.row_start < chunk.rows)
+        .map(move |p| (p, p.rows.min(chunk.rows - p.row_start)))
 }
 
 /// Per row r of `logits`: `lse[r] = logsumexp(logits[r])` and
@@ -66,8 +125,26 @@ pub fn forward(
     row_loss: &Tensor,
     lse: &Tensor,
 ) -> Result<Vec<Dispatch>> {
+    forward_chunk(gpu, logits, Chunk::whole(logits), labels, row_loss, lse)
+}
+
+/// [`forward`] on the token rows `chunk` names (see [`Chunk`]).
+pub fn forward_chunk(
+    gpu: &Gpu,
+    logits: &Tensor,
+    chunk: Chunk,
+    labels: &Tensor,
+    row_loss: &Tensor,
+    lse: &Tensor,
+) -> Result<Vec<Dispatch>> {
     let op = "cross_entropy";
-    check(op, logits, labels, &[(row_loss, "row_loss"), (lse, "lse")])?;
+    check(
+        op,
+        logits,
+        chunk,
+        labels,
+        &[(row_loss, "row_loss"), (lse, "lse")],
+    )?;
     if std::ptr::eq(row_loss, lse) {
         return Err(Error::Shape {
             op,
@@ -81,13 +158,13 @@ pub fn forward(
     );
     let v = to_u32(logits.row_len())?;
     let mut out = Vec::new();
-    for piece in logits.pieces().iter().filter(|p| p.rows > 0) {
-        to_u32(piece.rows * logits.row_len())?;
-        let grid = grid_2d(gpu, piece.rows)?;
+    for (piece, rows) in pieces_in(logits, chunk) {
+        to_u32(rows * logits.row_len())?;
+        let grid = grid_2d(gpu, rows)?;
         let p = Params {
-            rows: piece.rows as u32,
+            rows: rows as u32,
             v,
-            row_start: piece.row_start as u32,
+            row_start: (chunk.first + piece.row_start) as u32,
             groups_x: grid[0],
             scale: 0.0,
             pad: [0; 3],
@@ -113,19 +190,31 @@ pub fn backward(
     lse: &Tensor,
     scale: f32,
 ) -> Result<Vec<Dispatch>> {
+    backward_chunk(gpu, logits, Chunk::whole(logits), labels, lse, scale)
+}
+
+/// [`backward`] on the token rows `chunk` names (see [`Chunk`]).
+pub fn backward_chunk(
+    gpu: &Gpu,
+    logits: &Tensor,
+    chunk: Chunk,
+    labels: &Tensor,
+    lse: &Tensor,
+    scale: f32,
+) -> Result<Vec<Dispatch>> {
     let op = "cross_entropy backward";
-    check(op, logits, labels, &[(lse, "lse")])?;
+    check(op, logits, chunk, labels, &[(lse, "lse")])?;
     let (lb, sb) = (whole_u32(labels, op, "labels")?, whole(lse, op, "lse")?);
     let v = logits.row_len();
     let mut out = Vec::new();
-    for piece in logits.pieces().iter().filter(|p| p.rows > 0) {
-        let n = piece.rows * v;
+    for (piece, rows) in pieces_in(logits, chunk) {
+        let n = rows * v;
         to_u32(n)?;
         let grid = grid_2d(gpu, n.div_ceil(256))?;
         let p = Params {
-            rows: piece.rows as u32,
+            rows: rows as u32,
             v: v as u32,
-            row_start: piece.row_start as u32,
+            row_start: (chunk.first + piece.row_start) as u32,
             groups_x: grid[0],
             scale,
             pad: [0; 3],

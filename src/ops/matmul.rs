@@ -62,9 +62,35 @@ pub struct Matmul {
     dispatches: Vec<Dispatch>,
 }
 
+/// Rows `start .. start + len` of a 2-D tensor as a matmul operand (all of it for
+/// [`Rows::all`], which also takes batched tensors): how a product works on a chunk of
+/// token rows without a copy (the head's chunked output projection).
+#[derive(Clone, Copy)]
+pub struct Rows<'t> {
+    pub tensor: &'t Tensor,
+    pub start: usize,
+    pub len: usize,
+}
+
+impl<'t> Rows<'t> {
+    pub fn all(tensor: &'t Tensor) -> Rows<'t> {
+        Rows {
+            tensor,
+            start: 0,
+            len: tensor.rows(),
+        }
+    }
+
+    pub fn range(tensor: &'t Tensor, start: usize, len: usize) -> Rows<'t> {
+        Rows { tensor, start, len }
+    }
+}
+
 /// The shape of one operand as a stack of matrices.
 struct Operand<'t> {
     t: &'t Tensor,
+    /// The first row used: 0 unless the operand is a [`Rows`] window of a 2-D tensor.
+    row0: usize,
     /// Rows and columns of one matrix as stored.
     rows: usize,
     cols: usize,
@@ -73,7 +99,27 @@ struct Operand<'t> {
 }
 
 impl<'t> Operand<'t> {
-    fn of(t: &'t Tensor, name: &str) -> Result<Self> {
+    fn of(w: Rows<'t>, name: &str) -> Result<Self> {
+        let mut o = Self::whole(w.tensor, name)?;
+        if (w.start, w.len) != (0, w.tensor.rows()) {
+            if w.tensor.shape().len() != 2 || w.start + w.len > o.rows {
+                return Err(Error::Shape {
+                    op: "matmul",
+                    detail: format!(
+                        "{name}: rows {}..{} of a {:?} tensor (row windows need a 2-D tensor)",
+                        w.start,
+                        w.start + w.len,
+                        w.tensor.shape()
+                    ),
+                });
+            }
+            o.row0 = w.start;
+            o.rows = w.len;
+        }
+        Ok(o)
+    }
+
+    fn whole(t: &'t Tensor, name: &str) -> Result<Self> {
         let s = t.shape();
         if s.len() < 2 {
             return Err(Error::Shape {
@@ -89,6 +135,7 @@ impl<'t> Operand<'t> {
         }
         Ok(Operand {
             t,
+            row0: 0,
             rows: s[s.len() - 2],
             cols: s[s.len() - 1],
             batch: s[..s.len() - 2].iter().product(),
@@ -102,7 +149,7 @@ impl<'t> Operand<'t> {
     /// Flattened row index of row `r` of matrix `b` (broadcast operands ignore `b`).
     fn flat_row(&self, b: usize, r: usize) -> usize {
         if self.batch == 1 {
-            r
+            self.row0 + r
         } else {
             b * self.rows + r
         }
@@ -161,13 +208,30 @@ pub fn prepare(
     Ok(Matmul::new(gpu, a, b, c, spec)?.into_dispatches())
 }
 
+/// As [`prepare`], on row windows of the operands.
+pub fn prepare_rows(
+    gpu: &Gpu,
+    a: Rows,
+    b: Rows,
+    c: Rows,
+    spec: MatmulSpec,
+) -> Result<Vec<Dispatch>> {
+    Ok(Matmul::on_rows(gpu, a, b, c, spec)?.into_dispatches())
+}
+
 impl Matmul {
     pub fn new(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, spec: MatmulSpec) -> Result<Matmul> {
+        Self::on_rows(gpu, Rows::all(a), Rows::all(b), Rows::all(c), spec)
+    }
+
+    /// `c = spec(a, b)` on row windows of the operands (see [`Rows`]).
+    pub fn on_rows(gpu: &Gpu, a: Rows, b: Rows, c: Rows, spec: MatmulSpec) -> Result<Matmul> {
         let (oa, ob, oc) = (
             Operand::of(a, "A")?,
             Operand::of(b, "B")?,
             Operand::of(c, "C")?,
         );
+        let (a, b, c) = (a.tensor, b.tensor, c.tensor);
         let (m, ka) = if spec.trans_a {
             (oa.cols, oa.rows)
         } else {

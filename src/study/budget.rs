@@ -45,11 +45,6 @@ pub struct RunBudget {
     pub fits: Option<bool>,
 }
 
-/// What the adapter can hold, in bytes, when known (see [`Gpu::memory_budget`]).
-pub fn memory_budget(gpu: &Gpu) -> Option<u64> {
-    gpu.memory_budget()
-}
-
 /// The plan of `run`: the estimate, and for small runs the exact plan and measured steps.
 pub fn budget_run(
     gpu: &Gpu,

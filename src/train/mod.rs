@@ -8,6 +8,8 @@ pub mod schedule;
 pub mod step;
 
 #[cfg(not(target_arch = "wasm32"))]
+mod checkpoint_write;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod config;
 #[cfg(not(target_arch = "wasm32"))]
 mod config_keys;

@@ -45,12 +45,19 @@ impl NonFinite {
     }
 }
 
+type MapResult = std::result::Result<(), wgpu::BufferAsyncError>;
+
 struct Slot {
     buffer: wgpu::Buffer,
-    pending: Option<(
-        u64,
-        oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
-    )>,
+    pending: Option<Pending>,
+}
+
+/// A step whose values are on their way: its map callback's receiver, and the submission
+/// that carries the copy once [`StepReadback::submitted`] has been told it.
+struct Pending {
+    step: u64,
+    rx: oneshot::Receiver<MapResult>,
+    submission: Option<wgpu::SubmissionIndex>,
 }
 
 /// Per-step scalars (loss, gradient norm) brought to the host without stalling the step
@@ -59,14 +66,20 @@ struct Slot {
 /// typically a step or two later.
 ///
 /// ```text
-/// readback.record_copy(&mut encoder, step, decoder.loss(), adamw.grad_norm())?;
-/// gpu.submit(encoder);
+/// readback.record_copy(&gpu, &mut encoder, step, decoder.loss(), adamw.grad_norm())?;
+/// readback.submitted(gpu.submit(encoder));
 /// for v in readback.poll(&gpu)? { log(v.step, v.loss, v.grad_norm) }
 /// ```
 ///
-/// When every slot is still in flight, `record_copy` adds a slot rather than waiting.
+/// The ring is also the pipeline's back-pressure: when every slot is in flight,
+/// `record_copy` waits for the oldest step's submission to finish (native), so the host is
+/// never more than `depth` steps ahead of the device, and tokens/s, the ETA and Ctrl-C
+/// follow what the device has done. In the browser, where the host cannot block, it adds a
+/// slot instead (the demo awaits its steps in short batches).
 pub struct StepReadback {
     slots: Vec<Slot>,
+    /// Values collected while making room in `record_copy`, handed out by the next `poll`.
+    ready: Vec<StepValues>,
 }
 
 impl StepReadback {
@@ -76,6 +89,7 @@ impl StepReadback {
     pub fn new(gpu: &Gpu, depth: usize) -> StepReadback {
         StepReadback {
             slots: (0..depth.max(1)).map(|_| Self::slot(gpu)).collect(),
+            ready: Vec::new(),
         }
     }
 
@@ -94,7 +108,8 @@ impl StepReadback {
     /// Copy `loss[0]` and `grad_norm[0..2]` (the norm and the non-finite flag of
     /// [`AdamW::grad_norm`](super::optim::AdamW::grad_norm); a one-element norm counts as finite) at the end of `encoder` into
     /// a free slot, to be mapped when `encoder` is submitted. Call it after the step's
-    /// dispatches are recorded.
+    /// dispatches are recorded, and pass the submission's index to [`Self::submitted`].
+    /// With every slot in flight, it first waits for the oldest (see the type's docs).
     pub fn record_copy(
         &mut self,
         gpu: &Gpu,
@@ -113,14 +128,7 @@ impl StepReadback {
         }
         let i = match self.slots.iter().position(|s| s.pending.is_none()) {
             Some(i) => i,
-            None => {
-                log::debug!(
-                    "step readback: all {} slots in flight; adding one",
-                    self.slots.len()
-                );
-                self.slots.push(Self::slot(gpu));
-                self.slots.len() - 1
-            }
+            None => self.make_room(gpu)?,
         };
         let slot = &mut self.slots[i];
         encoder.copy_buffer_to_buffer(&loss.pieces()[0].buffer, 0, &slot.buffer, 0, 4);
@@ -134,11 +142,78 @@ impl StepReadback {
         encoder.map_buffer_on_submit(&slot.buffer, wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        slot.pending = Some((step, rx));
+        slot.pending = Some(Pending {
+            step,
+            rx,
+            submission: None,
+        });
         Ok(())
     }
 
-    /// Steps recorded but not collected yet.
+    /// The submission that carries the copies recorded since the last call: what
+    /// [`Self::record_copy`] waits on when the ring is full.
+    pub fn submitted(&mut self, index: wgpu::SubmissionIndex) {
+        for p in self.slots.iter_mut().filter_map(|s| s.pending.as_mut()) {
+            if p.submission.is_none() {
+                p.submission = Some(index.clone());
+            }
+        }
+    }
+
+    /// Free the slot of the oldest step in flight by waiting for it; its values go to
+    /// `ready`. Returns the slot's index.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn make_room(&mut self, gpu: &Gpu) -> Result<usize> {
+        let (i, oldest) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.pending.as_ref().map(|p| (i, p)))
+            .min_by_key(|(_, p)| p.step)
+            .expect("make_room is called with every slot in flight");
+        // Without a recorded index, wait for everything submitted so far (it includes it).
+        let _ = gpu.device.poll(wgpu::PollType::Wait {
+            submission_index: oldest.submission.clone(),
+            timeout: None,
+        });
+        let mut p = self.slots[i].pending.take().expect("found above");
+        match p.rx.try_recv() {
+            Ok(Some(r)) => {
+                let v = Self::take(&self.slots[i].buffer, p.step, r)?;
+                self.ready.push(v);
+            }
+            // Not mapped after its submission finished: the device is lost (reported by
+            // the caller's error check) or the copy was never submitted.
+            Ok(None) => {
+                return Err(Error::Readback(format!(
+                    "step {}: the device finished the step without mapping its values",
+                    p.step
+                )))
+            }
+            Err(oneshot::Canceled) => {
+                log::warn!("step readback: step {} was never submitted", p.step)
+            }
+        }
+        Ok(i)
+    }
+
+    /// In the browser the host cannot wait: grow the ring instead.
+    #[cfg(target_arch = "wasm32")]
+    fn make_room(&mut self, gpu: &Gpu) -> Result<usize> {
+        log::debug!(
+            "step readback: all {} slots in flight; adding one",
+            self.slots.len()
+        );
+        self.slots.push(Self::slot(gpu));
+        Ok(self.slots.len() - 1)
+    }
+
+    /// Slots in the ring: the most steps the host runs ahead of the device (native).
+    pub fn depth(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Steps recorded whose values have not come back from the device yet.
     pub fn in_flight(&self) -> usize {
         self.slots.iter().filter(|s| s.pending.is_some()).count()
     }
@@ -147,9 +222,9 @@ impl StepReadback {
     /// native it checks the device once; in the browser the event loop delivers them).
     pub fn poll(&mut self, gpu: &Gpu) -> Result<Vec<StepValues>> {
         let _ = gpu.device.poll(wgpu::PollType::Poll);
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.ready);
         for slot in &mut self.slots {
-            let Some((step, rx)) = &mut slot.pending else {
+            let Some(Pending { step, rx, .. }) = &mut slot.pending else {
                 continue;
             };
             let step = *step;
@@ -173,9 +248,9 @@ impl StepReadback {
     /// Wait for every step in flight and collect them, in step order (end of training).
     pub async fn finish(&mut self, gpu: &Gpu) -> Result<Vec<StepValues>> {
         gpu.poll_wait();
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.ready);
         for slot in &mut self.slots {
-            if let Some((step, rx)) = slot.pending.take() {
+            if let Some(Pending { step, rx, .. }) = slot.pending.take() {
                 match rx.await {
                     Ok(r) => out.push(Self::take(&slot.buffer, step, r)?),
                     Err(oneshot::Canceled) => {
@@ -188,11 +263,7 @@ impl StepReadback {
         Ok(out)
     }
 
-    fn take(
-        buffer: &wgpu::Buffer,
-        step: u64,
-        mapped: std::result::Result<(), wgpu::BufferAsyncError>,
-    ) -> Result<StepValues> {
+    fn take(buffer: &wgpu::Buffer, step: u64, mapped: MapResult) -> Result<StepValues> {
         mapped.map_err(|e| Error::Readback(format!("step {step}: {e}")))?;
         let values: [f32; 3] = {
             let view = buffer

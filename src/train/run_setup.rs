@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 
 /// The tokenizer's file name in a run directory and in each checkpoint.
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// What a checkpoint stores besides weights and optimizer moments ([`super::trainer::TrainerState`]).
+pub const TRAINER_STATE_FILE: &str = "trainer_state.json";
+/// The Adam moments of a checkpoint, one `m.NAME` and `v.NAME` per trainable parameter.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 
 /// Refuse, before anything is allocated, a run whose estimated memory is above what the
 /// adapter holds (when that is known: [`Gpu::memory_budget`]).
@@ -109,7 +113,7 @@ pub(super) fn data_spec(
 
 /// The checkpoint `runs/NAME/checkpoints/latest` points at, for `--resume RUN_DIR`.
 pub fn latest_checkpoint(run_or_checkpoint: &Path) -> PathBuf {
-    if run_or_checkpoint.join("trainer_state.json").exists() {
+    if run_or_checkpoint.join(TRAINER_STATE_FILE).exists() {
         return run_or_checkpoint.to_path_buf();
     }
     for root in [

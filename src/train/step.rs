@@ -202,7 +202,7 @@ impl TrainingStep {
         self.optim.record_step(gpu, &mut enc, lr as f32, t)?;
         self.readback
             .record_copy(gpu, &mut enc, t, &self.loss_sum, self.optim.grad_norm())?;
-        gpu.submit(enc);
+        self.readback.submitted(gpu.submit(enc));
         Ok(Submitted { step: t, lr, reset })
     }
 }

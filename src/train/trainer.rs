@@ -3,6 +3,7 @@
 //! asynchronously so the GPU never waits for the host. Checkpoints hold everything needed to
 //! continue bit for bit: weights, Adam moments, the step, the data position, the config.
 
+use super::checkpoint_write::{write_checkpoint, CheckpointFiles};
 use super::config::TrainConfig;
 use super::data::{resolve_dataset, DataSource, DataState, Holdout, Split};
 use super::nonfinite::NonFinitePolicy;
@@ -17,7 +18,7 @@ use super::tokenizer::{self, Tokenizer};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::metrics::log::MetricsLog;
-use crate::model::checkpoint::{self, write_safetensors, HostSlice};
+use crate::model::checkpoint;
 use crate::model::config::ModelConfig;
 use crate::model::decoder::Decoder;
 use crate::train::run_lock::RunLock;
@@ -28,9 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-pub const TRAINER_STATE_FILE: &str = "trainer_state.json";
-pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
-pub use super::run_setup::TOKENIZER_FILE;
+pub use super::run_setup::{OPTIMIZER_FILE, TOKENIZER_FILE, TRAINER_STATE_FILE};
 
 /// What a checkpoint stores besides weights and optimizer moments.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -459,6 +458,7 @@ impl<'g> Trainer<'g> {
         bar.set_position(self.step);
         let started = Instant::now();
         let start_step = self.step;
+        let mut completed = self.step;
         let mut last_loss = None;
         let mut last_checkpoint = None;
         let mut interrupted = false;
@@ -467,16 +467,20 @@ impl<'g> Trainer<'g> {
                 interrupted = true;
                 break;
             }
+            // Waits when the device is StepReadback's depth of steps behind (back-pressure).
             self.train_step()?;
-            let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-            let tps = (self.step - start_step) as f64 * tokens_per_step / elapsed;
             let done = self.engine.readback.poll(gpu)?;
+            // Throughput and the bar count the steps the device has finished, not the ones
+            // submitted, so they hold on an asynchronous queue too.
+            completed = done.last().map_or(completed, |v| v.step);
+            let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+            let tps = (completed - start_step) as f64 * tokens_per_step / elapsed;
             // A lost device or an out-of-memory error surfaces here, within a step.
             gpu.check_errors()?;
             if let Some(l) = self.log_values(done, tps)? {
                 last_loss = Some(l);
             }
-            bar.set_position(self.step);
+            bar.set_position(completed);
             if let Some(f) = self.on_step.as_mut() {
                 f(self.step);
             }
@@ -503,6 +507,7 @@ impl<'g> Trainer<'g> {
                 || self.step == max
             {
                 let rest = pollster::block_on(self.engine.readback.finish(gpu))?;
+                completed = self.step;
                 if let Some(l) = self.log_values(rest, tps)? {
                     last_loss = Some(l);
                 }
@@ -650,7 +655,6 @@ impl<'g> Trainer<'g> {
         let ckpt_root = self
             .run_dir
             .join(&self.config.checkpointing.checkpoints_dir);
-        let dir = ckpt_root.join(format!("step_{:06}", self.step));
         let params = pollster::block_on(self.engine.model.read_params(gpu))?;
         let moments = pollster::block_on(self.engine.optim.read_state(gpu))?;
         let state = TrainerState {
@@ -662,39 +666,19 @@ impl<'g> Trainer<'g> {
         };
         let state_json =
             serde_json::to_string_pretty(&state).map_err(|e| Error::Invalid(e.to_string()))?;
-        let config_json = self.model_config.to_json_string();
-        let tokenizer = self
-            .tokenizer
-            .as_ref()
-            .and_then(|t| t.path().map(Path::to_path_buf));
-        checkpoint::replace_dir_atomically(&dir, |staging| {
-            let w = |name: &str, bytes: &[u8]| {
-                std::fs::write(staging.join(name), bytes)
-                    .map_err(|e| Error::Invalid(format!("writing {name}: {e}")))
-            };
-            w(checkpoint::CONFIG_FILE, config_json.as_bytes())?;
-            let tensors: Vec<(&str, &[usize], HostSlice)> = params
-                .iter()
-                .map(|(n, s, v)| (n.as_str(), s.as_slice(), HostSlice::F32(v)))
-                .collect();
-            write_safetensors(&staging.join(checkpoint::MODEL_FILE), &tensors)?;
-            let tensors: Vec<(&str, &[usize], HostSlice)> = moments
-                .iter()
-                .map(|(n, s, v)| (n.as_str(), s.as_slice(), HostSlice::F32(v)))
-                .collect();
-            write_safetensors(&staging.join(OPTIMIZER_FILE), &tensors)?;
-            if let Some(src) = &tokenizer {
-                std::fs::copy(src, staging.join(TOKENIZER_FILE))
-                    .map_err(|e| Error::Invalid(format!("copying the tokenizer: {e}")))?;
-            }
-            w(TRAINER_STATE_FILE, state_json.as_bytes())
-        })?;
+        let tokenizer = self.tokenizer.as_ref().and_then(|t| t.path());
+        let dir = write_checkpoint(
+            &ckpt_root,
+            self.step,
+            &CheckpointFiles {
+                params: &params,
+                moments: &moments,
+                config_json: &self.model_config.to_json_string(),
+                trainer_state_json: &state_json,
+                tokenizer,
+            },
+        )?;
         self.last_checkpoint = Some(dir.clone());
-        let latest = ckpt_root.join("latest");
-        let tmp = ckpt_root.join(".latest.tmp");
-        std::fs::write(&tmp, format!("step_{:06}\n", self.step))
-            .and_then(|()| std::fs::rename(&tmp, &latest))
-            .map_err(|e| Error::Invalid(format!("updating {}: {e}", latest.display())))?;
         Ok(dir)
     }
 }

@@ -51,6 +51,12 @@ pub fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str)
     }
 }
 
+/// One book of the shared corpus (Alice's Adventures in Wonderland): small real text for runs.
+pub fn alice() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/corpus/train/gutenberg_pg11_Alices_Adventures_in_Wonderland.txt")
+}
+
 /// A fresh (removed if present) path in the temp dir, unique per test process.
 pub fn temp_path(tag: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("wgtrain-{tag}-{}", std::process::id()));

@@ -63,6 +63,11 @@ enum Command {
         /// Also time pico-relora's step (LoRA r 16 on every linear) beside the plain one.
         #[arg(long)]
         relora: bool,
+        /// Also time the plain step with the logits computed this many token rows at a time
+        /// (the chunked head, which projects each chunk again in the backward) beside
+        /// the default plan, with both plans' memory.
+        #[arg(long)]
+        logits_rows: Option<usize>,
     },
     /// Steps/s of the browser demo's training session run natively (compare with the page's
     /// figure in a browser on the same machine).
@@ -302,7 +307,14 @@ fn main() -> ExitCode {
             seq,
             steps,
             relora,
-        } => step::bench_step(&backend, &config, batch, seq, steps, relora),
+            logits_rows,
+        } => step::bench_step(
+            &backend,
+            &config,
+            step::StepShape { batch, seq, steps },
+            relora,
+            logits_rows,
+        ),
         Command::Demo {
             backend,
             d_model,

@@ -4,7 +4,7 @@ use crate::{open_gpu, print_adapter};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use wgtrain::model::config::ModelConfig;
-use wgtrain::model::decoder::Decoder;
+use wgtrain::model::decoder::{Decoder, LogitsPlan, Purpose};
 use wgtrain::model::init::Rng;
 use wgtrain::model::relora::ReloraConfig;
 use wgtrain::{Gpu, Result};
@@ -82,15 +82,25 @@ fn family_times(gpu: &Gpu, model: &Decoder) -> Result<Option<BTreeMap<&'static s
     Ok(Some(out))
 }
 
-/// Plan `config`, run one warm-up step, then time `steps` steps: (seconds per step, loss).
+/// The micro-batch and how many steps are timed.
+#[derive(Clone, Copy)]
+pub struct StepShape {
+    pub batch: usize,
+    pub seq: usize,
+    pub steps: usize,
+}
+
+/// Plan `config` (logits held as `logits` says), run one warm-up step, then time `steps`
+/// steps: (seconds per step, loss).
 fn measure(
     gpu: &Gpu,
     config: &ModelConfig,
-    batch: usize,
-    seq: usize,
-    steps: usize,
+    shape: StepShape,
+    logits: LogitsPlan,
 ) -> Result<(Decoder, f64, f32)> {
-    let model = Decoder::new(gpu, config, batch, seq)?;
+    let StepShape { batch, seq, steps } = shape;
+    let model =
+        Decoder::planned_with_logits(gpu, config, batch, seq, Purpose::Training, 1, logits)?;
     model.init_params(gpu, 0)?;
     let mut rng = Rng::new(1);
     let tokens: Vec<u32> = (0..batch * (seq + 1))
@@ -116,11 +126,11 @@ fn with_relora(mut c: ModelConfig) -> ModelConfig {
 pub fn bench_step(
     backend: &str,
     preset: &str,
-    batch: usize,
-    seq: usize,
-    steps: usize,
+    shape: StepShape,
     relora: bool,
+    logits_rows: Option<usize>,
 ) -> Result<()> {
+    let StepShape { batch, seq, .. } = shape;
     let gpu = open_gpu(backend)?;
     let config = ModelConfig::preset(preset)?;
     print_adapter(&gpu);
@@ -128,7 +138,7 @@ pub fn bench_step(
         "model: pico-decoder {preset} ({:.1} M parameters), micro-batch {batch} x {seq} tokens",
         config.num_params() as f64 / 1e6
     );
-    let (model, per_step, loss) = measure(&gpu, &config, batch, seq, steps)?;
+    let (model, per_step, loss) = measure(&gpu, &config, shape, LogitsPlan::Auto)?;
     println!(
         "step (forward + backward): {:.1} ms, {:.0} tokens/s, loss {loss:.4} (random init; ln V = {:.4})",
         per_step * 1e3,
@@ -139,9 +149,22 @@ pub fn bench_step(
         "planned GPU memory (parameters, gradients, activations, scratch): {:.1} MiB",
         model.planned_bytes() as f64 / (1024.0 * 1024.0)
     );
+    if let Some(rows) = logits_rows {
+        let (cmodel, c_step, c_loss) = measure(&gpu, &config, shape, LogitsPlan::ChunkRows(rows))?;
+        println!(
+            "logits in chunks of {} rows (default plan: {} rows): {:.1} ms, loss {c_loss:.4}; \
+             {:.2}x the default step; planned memory {:.1} MiB (default {:.1} MiB)",
+            cmodel.logits_chunk_rows(),
+            model.logits_chunk_rows(),
+            c_step * 1e3,
+            c_step / per_step,
+            cmodel.planned_bytes() as f64 / (1024.0 * 1024.0),
+            model.planned_bytes() as f64 / (1024.0 * 1024.0)
+        );
+    }
     if relora {
         let rc = with_relora(config.clone());
-        let (rmodel, r_step, r_loss) = measure(&gpu, &rc, batch, seq, steps)?;
+        let (rmodel, r_step, r_loss) = measure(&gpu, &rc, shape, LogitsPlan::Auto)?;
         println!(
             "pico-relora {preset} step (r 16, dropout 0.1): {:.1} ms, {:.0} tokens/s, loss {r_loss:.4}; \
              {:.2}x the plain step; planned memory {:.1} MiB",

@@ -4,7 +4,7 @@ use super::open_gpu;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use wgtrain::study::budget::{budget_run, budget_table, memory_budget};
+use wgtrain::study::budget::{budget_run, budget_table};
 use wgtrain::study::execute::{run_study, RunOptions};
 use wgtrain::study::file::StudyFile;
 use wgtrain::study::plan::{plan_runs, prepare_documents};
@@ -87,7 +87,7 @@ pub fn study(args: StudyArgs) -> Result<()> {
         gpu.adapter.backend
     );
     if args.plan {
-        let budget = memory_budget(&gpu);
+        let budget = gpu.memory_budget();
         let mut budgets = Vec::new();
         for r in &runs {
             budgets.push(budget_run(&gpu, r, budget, args.plan_steps)?);

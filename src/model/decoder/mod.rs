@@ -28,6 +28,8 @@ use block::Block;
 use head::Head;
 use std::collections::HashMap;
 
+pub use head::{LogitsPlan, LOGITS_CHUNK_BYTES};
+
 pub use super::program::{Param, Stage};
 
 /// The sizes every part of the plan is built from.
@@ -90,6 +92,7 @@ struct Plan<'a> {
     dropout_seed: &'a Seed,
     dims: Dims,
     purpose: Purpose,
+    logits: LogitsPlan,
 }
 
 impl Plan<'_> {
@@ -326,6 +329,8 @@ impl Decoder {
     }
 
     /// Plan the model for `purpose`, with `accumulation` micro-batches per optimizer step.
+    /// The logits are whole for [`Purpose::Gradients`] and chunked as
+    /// [`LogitsPlan::Auto`] says otherwise.
     pub fn planned(
         gpu: &Gpu,
         config: &ModelConfig,
@@ -333,6 +338,37 @@ impl Decoder {
         seq: usize,
         purpose: Purpose,
         accumulation: usize,
+    ) -> Result<Decoder> {
+        let logits = match purpose {
+            Purpose::Gradients => LogitsPlan::Whole,
+            _ => LogitsPlan::Auto,
+        };
+        Self::planned_with_logits(gpu, config, batch, seq, purpose, accumulation, logits)
+    }
+
+    /// Plan the model for generation: inference on batch 1 with the logits of every position
+    /// kept (the last real one is sampled from).
+    pub fn for_generation(gpu: &Gpu, config: &ModelConfig, seq: usize) -> Result<Decoder> {
+        Self::planned_with_logits(
+            gpu,
+            config,
+            1,
+            seq,
+            Purpose::Inference,
+            1,
+            LogitsPlan::Whole,
+        )
+    }
+
+    /// As [`Decoder::planned`], with the logits held as `logits` says.
+    pub fn planned_with_logits(
+        gpu: &Gpu,
+        config: &ModelConfig,
+        batch: usize,
+        seq: usize,
+        purpose: Purpose,
+        accumulation: usize,
+        logits: LogitsPlan,
     ) -> Result<Decoder> {
         config.validate()?;
         if batch == 0 || seq == 0 || seq > config.max_seq_len {
@@ -359,6 +395,7 @@ impl Decoder {
             dropout_seed: &dropout_seed,
             dims,
             purpose,
+            logits,
         };
 
         let blocks = (0..config.n_layers)
@@ -424,10 +461,23 @@ impl Decoder {
         self.bytes
     }
 
-    /// Logits of the last forward `[B*T, V]`. The backward overwrites them with their
-    /// gradient, so read them between `record_forward` and `record_backward`.
-    pub fn logits(&self) -> &Tensor {
-        &self.head.logits
+    /// Logits of the last forward `[B*T, V]`, when the plan holds them whole (see
+    /// [`LogitsPlan`]). The backward overwrites them with their gradient, so read them
+    /// between `record_forward` and `record_backward`.
+    pub fn logits(&self) -> Result<&Tensor> {
+        if self.head.logits_whole() {
+            Ok(&self.head.logits)
+        } else {
+            Err(Error::Invalid(format!(
+                "this plan computes the logits {} rows at a time and keeps none whole; plan                  the decoder with LogitsPlan::Whole to read them",
+                self.head.chunk_rows()
+            )))
+        }
+    }
+
+    /// Token rows of logits the plan holds at once (all of them when they are whole).
+    pub fn logits_chunk_rows(&self) -> usize {
+        self.head.chunk_rows()
     }
 
     pub fn row_losses(&self) -> &Tensor {
