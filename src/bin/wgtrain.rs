@@ -73,11 +73,15 @@ enum Command {
         /// tokenizer.json (default: the checkpoint's own).
         #[arg(long)]
         tokenizer: Option<PathBuf>,
-        /// Context window (default: the model's max_seq_len, at most 256).
+        /// Context window (default: the model's max_seq_len; with --no-kv-cache at most 256).
         #[arg(long)]
         seq: Option<usize>,
         #[arg(long, default_value = "auto")]
         backend: String,
+        /// Rerun the whole window for every new token instead of keeping a KV cache (slower;
+        /// to check the cached path against).
+        #[arg(long)]
+        no_kv_cache: bool,
     },
     /// Learning-dynamics metrics of a checkpoint's matrices on the device (pico-analyze's
     /// job): PER, condition number, norms, Gini and Hoyer sparsity.
@@ -385,8 +389,10 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
             tokenizer,
             seq,
             backend,
+            no_kv_cache,
         } => {
             use wgtrain::model::generate::{generate, SampleOptions};
+            use wgtrain::model::kv_cache::{generate_cached, CachedDecoder};
             let ckpt = checkpoint::load(&checkpoint)?;
             ckpt.check_against(&ckpt.config.param_specs())?;
             let tok_path = tokenizer.unwrap_or_else(|| checkpoint.join("tokenizer.json"));
@@ -396,8 +402,11 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
                 ))
             })?;
             let gpu = open_gpu(&backend)?;
-            let seq = seq.unwrap_or(ckpt.config.max_seq_len.min(256));
-            let model = Decoder::for_generation(&gpu, &ckpt.config, seq)?;
+            let max = ckpt.config.max_seq_len;
+            let seq = seq.unwrap_or(if no_kv_cache { max.min(256) } else { max });
+            // With the cache, the decoder only holds the weights (a one-token plan).
+            let plan_seq = if no_kv_cache { seq } else { 1 };
+            let model = Decoder::for_generation(&gpu, &ckpt.config, plan_seq)?;
             model.load_params(&gpu, |n| ckpt.tensors.get(n).map(|t| t.data.as_slice()))?;
             let eos = tok.eos_id();
             // The end-of-text token stands in for the beginning of the sequence, as in training.
@@ -414,7 +423,12 @@ fn run(cli: Cli) -> wgtrain::Result<()> {
                 top_k,
                 seed,
             };
-            let new = pollster::block_on(generate(&gpu, &model, &ids, eos, &options))?;
+            let new = if no_kv_cache {
+                pollster::block_on(generate(&gpu, &model, &ids, eos, &options))?
+            } else {
+                let mut cache = CachedDecoder::new(&gpu, &model, seq)?;
+                pollster::block_on(generate_cached(&gpu, &mut cache, &ids, eos, &options))?
+            };
             println!("{}{}", prompt, tok.decode(&new)?);
             Ok(())
         }

@@ -1,6 +1,8 @@
 //! Sampling text from a model: temperature and top-k, seeded so the same call gives the same
-//! tokens. No KV cache: each new token runs the model on the last `seq` tokens, which is
-//! plenty for the small models this runs on (the browser demo, checks after training).
+//! tokens. [`generate`] here keeps no cache: each new token runs the model on the last `seq`
+//! tokens and reads back all their logits (the browser demo's small model, and the reference
+//! the cached path is checked against); [`super::kv_cache::generate_cached`] runs one row
+//! per token against a KV cache (`wgtrain generate`).
 
 use super::decoder::Decoder;
 use super::init::Rng;

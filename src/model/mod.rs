@@ -7,6 +7,7 @@ pub mod decoder;
 pub mod generate;
 pub mod grads;
 pub mod init;
+pub mod kv_cache;
 pub mod linear;
 pub mod memory_estimate;
 pub mod merge;

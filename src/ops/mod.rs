@@ -3,6 +3,7 @@
 //! op sit side by side in its module.
 
 pub mod attention;
+pub mod attention_decode;
 // Shared with the on-device metrics (`crate::metrics`).
 pub(crate) mod common;
 pub mod cross_entropy;

@@ -76,6 +76,37 @@ pub fn attention<T: Real>(q: &[T], k: &[T], v: &[T], s: AttentionShape) -> (Vec<
     (narrow(&out), narrow(&lse))
 }
 
+/// One new query row against cached keys and values (generation): `q` is [H, hd] at position
+/// `len - 1`, `k` and `v` are [len, KV, hd]; returns out [H, hd], the same row [`attention`]
+/// gives for that position (the query sees every cached position, itself included).
+pub fn attention_decode<T: Real>(
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+) -> Vec<T> {
+    let len = k.len() / (kv_heads * head_dim);
+    let s = AttentionShape::new(1, len, heads, kv_heads, head_dim);
+    // The row at position len - 1 of a q whose other rows are unused (query t sees 0..=t).
+    let mut q_full = vec![0.0f64; len * heads * head_dim];
+    q_full[(len - 1) * heads * head_dim..].copy_from_slice(&widen(q));
+    let (k, v) = (widen(k), widen(v));
+    let mut out = vec![0.0f64; heads * head_dim];
+    for h in 0..heads {
+        let g = h / (heads / kv_heads);
+        let (p, _) = probs(&s, &q_full, &k, 0, h, len - 1);
+        let o = &mut out[h * head_dim..][..head_dim];
+        for (j, pj) in p.iter().enumerate() {
+            for (oi, vi) in o.iter_mut().zip(&v[s.at(0, j, kv_heads, g)..][..head_dim]) {
+                *oi += pj * vi;
+            }
+        }
+    }
+    narrow(&out)
+}
+
 /// Returns (dq, dk, dv), shaped like q, k, v. Recomputes the probabilities from q and k.
 /// With dp_j = dout_t . v_j and ds_j = p_j (dp_j - sum_i p_i dp_i):
 /// `dq_t = scale sum_j ds_j k_j`, `dk_j += scale ds_j q_t`, `dv_j += p_j dout_t`;
