@@ -75,6 +75,68 @@ fn rmsnorm_forward_and_backward_match_the_reference() {
     }
 }
 
+/// The fused forms are the separate ops' f32 arithmetic in one dispatch: bitwise equal to
+/// `add` then `rmsnorm` (and to the reference within rounding), and `dx +=` equal to the
+/// backward's dx followed by `accumulate`.
+#[test]
+fn fused_residual_add_and_norm_equal_the_separate_ops() {
+    use wgtrain::ops::elementwise;
+    let gpu = gpu();
+    let eps = 1e-6;
+    for (rows, d) in [(1, 1), (3, 7), (4, 130), (2, 384)] {
+        let (a, b, w) = (
+            random(rows * d, 21 + d as u64),
+            random(rows * d, 22 + d as u64),
+            random(d, 23 + d as u64),
+        );
+        let (ta, tb, tw) = (
+            upload(&gpu, &[rows, d], &a),
+            upload(&gpu, &[rows, d], &b),
+            upload(&gpu, &[d], &w),
+        );
+        let z = || zeros(&gpu, &[rows, d]);
+        let (h1, y1, h2, y2) = (z(), z(), z(), z());
+        let (r1, r2) = (zeros(&gpu, &[rows]), zeros(&gpu, &[rows]));
+        let fused = rmsnorm::add_forward(&gpu, &ta, &tb, &tw, eps, &h1, &y1, &r1).unwrap();
+        let add = elementwise::add(&gpu, &ta, &tb, &h2).unwrap();
+        let norm = rmsnorm::forward(&gpu, &h2, &tw, eps, &y2, &r2).unwrap();
+        run_all(&gpu, &[fused, add, norm]);
+        let what = format!("add + rmsnorm {rows}x{d}");
+        let read = |t: &Tensor| t.to_vec_f32(&gpu).unwrap();
+        assert_eq!(read(&h1), read(&h2), "{what}: h");
+        assert_eq!(read(&y1), read(&y2), "{what}: y");
+        assert_eq!(read(&r1), read(&r2), "{what}: rstd");
+        let sum: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+        let want = reference::rmsnorm::rmsnorm(&sum, &w, eps);
+        assert_close(&read(&y1), &want, 1e-5, 1e-5, &what);
+
+        // Backward into a residual gradient that already holds something.
+        let (dy, g0) = (
+            random(rows * d, 24 + d as u64),
+            random(rows * d, 25 + d as u64),
+        );
+        let tdy = upload(&gpu, &[rows, d], &dy);
+        let (acc, sep, tmp) = (
+            upload(&gpu, &[rows, d], &g0),
+            upload(&gpu, &[rows, d], &g0),
+            z(),
+        );
+        let (dw1, dw2) = (zeros(&gpu, &[d]), zeros(&gpu, &[d]));
+        let fused =
+            rmsnorm::backward_accumulating(&gpu, &h1, &tw, &r1, &tdy, eps, &acc, &dw1).unwrap();
+        let plain = rmsnorm::backward(&gpu, &h1, &tw, &r1, &tdy, eps, &tmp, &dw2).unwrap();
+        let add = elementwise::accumulate(&gpu, &sep, &tmp).unwrap();
+        let mut all: Vec<_> = fused.into_iter().chain(plain).collect();
+        all.push(add);
+        run_all(&gpu, &all);
+        assert_eq!(read(&acc), read(&sep), "{what}: dx accumulated");
+        assert_eq!(read(&dw1), read(&dw2), "{what}: dw");
+        let (dx, _) = reference::rmsnorm::rmsnorm_backward(&sum, &w, &dy, eps);
+        let want: Vec<f32> = dx.iter().zip(&g0).map(|(x, g)| x + g).collect();
+        assert_close(&read(&acc), &want, 1e-5, 1e-4, &format!("{what}: dx"));
+    }
+}
+
 #[test]
 fn rmsnorm_rejects_a_weight_of_the_wrong_length() {
     let gpu = gpu();

@@ -149,6 +149,17 @@ pub fn bench_step(
         "planned GPU memory (parameters, gradients, activations, scratch): {:.1} MiB",
         model.planned_bytes() as f64 / (1024.0 * 1024.0)
     );
+    let count = |stages: &[wgtrain::model::decoder::Stage]| -> usize {
+        stages.iter().map(|s| s.dispatches.len()).sum()
+    };
+    let gather = model
+        .embedding_backward()
+        .map_or(0, |e| e.dispatches().len());
+    println!(
+        "dispatches per micro-step: {} forward + {} backward",
+        count(model.forward_stages()),
+        count(model.backward_stages()) + gather
+    );
     if let Some(rows) = logits_rows {
         let (cmodel, c_step, c_loss) = measure(&gpu, &config, shape, LogitsPlan::ChunkRows(rows))?;
         println!(

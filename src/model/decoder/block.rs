@@ -3,18 +3,22 @@
 //!   n1 = rmsnorm(x)                      h  = x + o_proj(attn(rope(q_proj n1), rope(k_proj n1), v_proj n1))
 //!   n2 = rmsnorm(h)                      x' = h + w_2(silu(w_0 n2) * w_1 n2)
 //!
+//! Each residual add is fused into the norm that reads its sum (`rmsnorm::add_forward`):
+//! `h` with `n2` here, and `x'` with the next block's `n1` (or the head's norm), so a block's
+//! forward ends with the two terms of `x'` ([`Block::output`]).
+//!
 //! `plan_forward` records exactly those steps top to bottom; `plan_backward` records their
 //! backward ops bottom to top, with the gradient of the block's output in `dres` on entry and
 //! the gradient of its input there on exit; `plan_reset` records ReLoRA's merge of its
 //! adapters and the re-initialisation of A.
 
-use super::{Dims, Plan, Reset, Scratch};
+use super::{Dims, Plan, Reset, Residual, Scratch};
 use crate::error::Result;
 use crate::gpu::Tensor;
 use crate::model::linear::Linear;
 use crate::model::program::{Memory, Program};
 use crate::model::relora::{ReloraConfig, LINEARS};
-use crate::ops::{attention, elementwise, lora, rmsnorm, rope, swiglu};
+use crate::ops::{attention, lora, rmsnorm, rope, swiglu};
 
 /// Activations of one block: the ones its backward reads, and the two branch outputs
 /// (`o`, `f`) that only its forward uses.
@@ -144,12 +148,19 @@ impl Block {
         ]
     }
 
-    /// `out = block(x)`, with or without LoRA dropout.
+    /// The block's output `x' = h + f` as its two terms: the next block's (or the head's)
+    /// first norm adds them ([`Residual::Sum`]).
+    pub fn output(&self) -> Residual<'_> {
+        Residual::Sum(&self.acts.h, &self.acts.f)
+    }
+
+    /// `block(x)` up to its two output terms ([`Block::output`]), with or without LoRA
+    /// dropout; `input` says how x arrives.
     pub fn plan_forward(
         &self,
         plan: &Plan,
         prog: &mut Program,
-        out: &Tensor,
+        input: Residual,
         dropout: bool,
     ) -> Result<()> {
         let (gpu, params, seed) = (plan.gpu, plan.params, plan.dropout_seed);
@@ -167,14 +178,7 @@ impl Block {
         let attention_norm = w("attention_norm.weight");
         prog.push(
             "norm",
-            [rmsnorm::forward(
-                gpu,
-                &a.x,
-                attention_norm,
-                eps,
-                &a.n1,
-                &a.rstd1,
-            )?],
+            [input.norm(gpu, &a.x, attention_norm, eps, &a.n1, &a.rstd1)?],
         );
         self.q_proj
             .forward(gpu, params, prog, seed, &a.n1, &q, dropout)?;
@@ -197,17 +201,19 @@ impl Block {
         );
         self.o_proj
             .forward(gpu, params, prog, seed, &attn, &a.o, dropout)?;
-        prog.push("elementwise", [elementwise::add(gpu, &a.x, &a.o, &a.h)?]);
 
-        // FFN branch: x' = h + w_2(silu(w_0 n2) * w_1 n2) of n2 = rmsnorm(h).
+        // FFN branch: x' = h + w_2(silu(w_0 n2) * w_1 n2) of n2 = rmsnorm(h), the residual
+        // add h = x + o fused into the norm.
         let swiglu_norm = w("swiglu_norm.weight");
         prog.push(
             "norm",
-            [rmsnorm::forward(
+            [rmsnorm::add_forward(
                 gpu,
-                &a.h,
+                &a.x,
+                &a.o,
                 swiglu_norm,
                 eps,
+                &a.h,
                 &a.n2,
                 &a.rstd2,
             )?],
@@ -219,7 +225,6 @@ impl Block {
         prog.push("swiglu", [swiglu::forward(gpu, &a.g, &a.u, &a.act)?]);
         self.w_2
             .forward(gpu, params, prog, seed, &a.act, &a.f, dropout)?;
-        prog.push("elementwise", [elementwise::add(gpu, &a.h, &a.f, out)?]);
         Ok(())
     }
 
@@ -243,15 +248,12 @@ impl Block {
         self.w_1
             .backward(gpu, params, prog, seed, &a.n2, &s.du, &s.dnorm, true)?;
         let sn = w("swiglu_norm.weight");
+        // dres += the norm's dx: both paths from h meet here.
         prog.push(
             "norm",
-            rmsnorm::backward(
-                gpu, &a.h, &sn.value, &a.rstd2, &s.dnorm, eps, &s.dtmp, &sn.grad,
+            rmsnorm::backward_accumulating(
+                gpu, &a.h, &sn.value, &a.rstd2, &s.dnorm, eps, &s.dres, &sn.grad,
             )?,
-        );
-        prog.push(
-            "elementwise",
-            [elementwise::accumulate(gpu, &s.dres, &s.dtmp)?],
         );
 
         // Attention branch: dres is now the gradient of h = x + o_proj(...).
@@ -293,13 +295,9 @@ impl Block {
         let an = w("attention_norm.weight");
         prog.push(
             "norm",
-            rmsnorm::backward(
-                gpu, &a.x, &an.value, &a.rstd1, &s.dnorm, eps, &s.dtmp, &an.grad,
+            rmsnorm::backward_accumulating(
+                gpu, &a.x, &an.value, &a.rstd1, &s.dnorm, eps, &s.dres, &an.grad,
             )?,
-        );
-        prog.push(
-            "elementwise",
-            [elementwise::accumulate(gpu, &s.dres, &s.dtmp)?],
         );
         Ok(())
     }

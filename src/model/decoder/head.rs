@@ -16,7 +16,7 @@
 //! The embedding's backward is a separate gather over a host-built index
 //! (`EmbeddingBackward`), set up by the decoder once the gradient buffers exist.
 
-use super::{Plan, Scratch};
+use super::{Plan, Residual, Scratch};
 use crate::error::Result;
 use crate::gpu::Tensor;
 use crate::model::program::{Memory, Program};
@@ -136,20 +136,19 @@ impl Head {
 
     /// Final norm, output projection (bound in pieces when large), cross-entropy per token
     /// and its mean, a chunk of rows at a time.
-    pub fn plan_forward(&self, plan: &Plan, prog: &mut Program, labels: &Tensor) -> Result<()> {
+    pub fn plan_forward(
+        &self,
+        plan: &Plan,
+        prog: &mut Program,
+        labels: &Tensor,
+        input: Residual,
+    ) -> Result<()> {
         let gpu = plan.gpu;
         let output_norm = &plan.param("output_norm.weight").value;
         let eps = plan.dims.eps;
         prog.push(
             "norm",
-            [rmsnorm::forward(
-                gpu,
-                &self.x,
-                output_norm,
-                eps,
-                &self.norm,
-                &self.rstd,
-            )?],
+            [input.norm(gpu, &self.x, output_norm, eps, &self.norm, &self.rstd)?],
         );
         for &c in &self.chunks {
             self.project(plan, prog, c)?;

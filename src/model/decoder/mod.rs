@@ -23,7 +23,7 @@ use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::ops::attention::AttentionShape;
 use crate::ops::embedding::EmbeddingBackward;
 use crate::ops::lora::Seed;
-use crate::ops::rope;
+use crate::ops::{rmsnorm, rope};
 use block::Block;
 use head::Head;
 use std::collections::HashMap;
@@ -111,11 +111,38 @@ impl Plan<'_> {
     }
 }
 
+/// How the input x of a block (or of the head) arrives.
+#[derive(Clone, Copy)]
+enum Residual<'a> {
+    /// Already in x: the embedding wrote it.
+    Written,
+    /// `x = a + b` (the previous block's h and FFN output), summed and written into x by the
+    /// norm that reads it.
+    Sum(&'a Tensor, &'a Tensor),
+}
+
+impl Residual<'_> {
+    /// `y = rmsnorm(x) * w` (and `rstd`), with x first written as the sum when it is one.
+    fn norm(
+        self,
+        gpu: &Gpu,
+        x: &Tensor,
+        w: &Tensor,
+        eps: f32,
+        y: &Tensor,
+        rstd: &Tensor,
+    ) -> Result<Dispatch> {
+        match self {
+            Residual::Written => rmsnorm::forward(gpu, x, w, eps, y, rstd),
+            Residual::Sum(a, b) => rmsnorm::add_forward(gpu, a, b, w, eps, x, y, rstd),
+        }
+    }
+}
+
 /// Gradient buffers reused by every block's backward (consumed in order). `dres` carries the
 /// gradient of the residual stream from the head down to the embedding.
 struct Scratch {
     dres: Tensor,
-    dtmp: Tensor,
     dnorm: Tensor,
     dact: Tensor,
     dg: Tensor,
@@ -134,7 +161,6 @@ impl Scratch {
         let n = d.tokens();
         Ok(Scratch {
             dres: mem.zeros(&[n, d.d_model])?,
-            dtmp: mem.zeros(&[n, d.d_model])?,
             dnorm: mem.zeros(&[n, d.d_model])?,
             dact: mem.zeros(&[n, d.hidden])?,
             dg: mem.zeros(&[n, d.hidden])?,
@@ -258,11 +284,13 @@ fn plan_forward(
         ids,
         blocks.first().map_or(&head.x, Block::input),
     )?;
-    for (l, block) in blocks.iter().enumerate() {
-        let out = blocks.get(l + 1).map_or(&head.x, Block::input);
-        block.plan_forward(plan, &mut prog, out, dropout)?;
+    // Each block's output x' = h + f is summed by the norm that reads it next.
+    let mut input = Residual::Written;
+    for block in blocks {
+        block.plan_forward(plan, &mut prog, input, dropout)?;
+        input = block.output();
     }
-    head.plan_forward(plan, &mut prog, labels)?;
+    head.plan_forward(plan, &mut prog, labels, input)?;
     Ok(prog)
 }
 
