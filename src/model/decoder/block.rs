@@ -12,7 +12,8 @@
 //! the gradient of its input there on exit; `plan_reset` records ReLoRA's merge of its
 //! adapters and the re-initialisation of A.
 
-use super::{Dims, Plan, Reset, Residual, Scratch};
+use super::residual::Residual;
+use super::{Dims, Plan, Reset, Scratch};
 use crate::error::Result;
 use crate::gpu::Tensor;
 use crate::model::linear::Linear;

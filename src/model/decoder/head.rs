@@ -16,7 +16,8 @@
 //! The embedding's backward is a separate gather over a host-built index
 //! (`EmbeddingBackward`), set up by the decoder once the gradient buffers exist.
 
-use super::{Plan, Residual, Scratch};
+use super::residual::Residual;
+use super::{Plan, Scratch};
 use crate::error::Result;
 use crate::gpu::Tensor;
 use crate::model::program::{Memory, Program};

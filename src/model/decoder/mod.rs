@@ -14,6 +14,7 @@
 
 mod block;
 mod head;
+mod residual;
 
 use super::config::ModelConfig;
 use super::program::{Memory, Program};
@@ -23,9 +24,10 @@ use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::ops::attention::AttentionShape;
 use crate::ops::embedding::EmbeddingBackward;
 use crate::ops::lora::Seed;
-use crate::ops::{rmsnorm, rope};
+use crate::ops::rope;
 use block::Block;
 use head::Head;
+use residual::Residual;
 use std::collections::HashMap;
 
 pub use head::{LogitsPlan, LOGITS_CHUNK_BYTES};
@@ -108,34 +110,6 @@ impl Plan<'_> {
     fn flat(&self, t: &Tensor) -> Result<Tensor> {
         let n = self.dims.tokens();
         t.reshaped(&[n, t.numel() / n])
-    }
-}
-
-/// How the input x of a block (or of the head) arrives.
-#[derive(Clone, Copy)]
-enum Residual<'a> {
-    /// Already in x: the embedding wrote it.
-    Written,
-    /// `x = a + b` (the previous block's h and FFN output), summed and written into x by the
-    /// norm that reads it.
-    Sum(&'a Tensor, &'a Tensor),
-}
-
-impl Residual<'_> {
-    /// `y = rmsnorm(x) * w` (and `rstd`), with x first written as the sum when it is one.
-    fn norm(
-        self,
-        gpu: &Gpu,
-        x: &Tensor,
-        w: &Tensor,
-        eps: f32,
-        y: &Tensor,
-        rstd: &Tensor,
-    ) -> Result<Dispatch> {
-        match self {
-            Residual::Written => rmsnorm::forward(gpu, x, w, eps, y, rstd),
-            Residual::Sum(a, b) => rmsnorm::add_forward(gpu, a, b, w, eps, x, y, rstd),
-        }
     }
 }
 
