@@ -13,8 +13,9 @@ use crate::model::archive;
 use crate::model::checkpoint::checkpoint_files;
 use crate::model::config::ModelConfig;
 use crate::model::decoder::Decoder;
-use crate::model::generate::{generate, SampleOptions};
+use crate::model::generate::SampleOptions;
 use crate::model::init::Rng;
+use crate::model::kv_cache::{generate_cached, CachedDecoder};
 use crate::model::relora::ReloraConfig;
 use crate::train::byte_tokenizer::{self, EOS_ID};
 use crate::train::optim::AdamWConfig;
@@ -131,6 +132,8 @@ pub struct DemoSession {
     train: TrainingStep,
     /// A batch-1 plain copy of the model for sampling and held-out scoring.
     sampler: Decoder,
+    /// Generation against a KV cache, reading the sampler's weights.
+    cache: CachedDecoder,
     sampler_step: Option<u64>,
     tokens: Vec<u32>,
     heldout: Vec<u32>,
@@ -192,12 +195,14 @@ impl DemoSession {
         let mut plain = config.clone();
         plain.relora = None;
         let sampler = Decoder::for_generation(gpu, &plain, seq)?;
+        let cache = CachedDecoder::new(gpu, &sampler, seq)?;
         Ok(DemoSession {
             rng: Rng::new(options.seed ^ 0x5eed),
             options,
             config,
             train,
             sampler,
+            cache,
             sampler_step: None,
             tokens,
             heldout,
@@ -332,7 +337,7 @@ impl DemoSession {
         self.sync_sampler(gpu).await?;
         let mut ids = vec![EOS_ID];
         ids.extend(byte_tokenizer::encode(prompt));
-        let out = generate(gpu, &self.sampler, &ids, Some(EOS_ID), options).await?;
+        let out = generate_cached(gpu, &mut self.cache, &ids, Some(EOS_ID), options).await?;
         Ok(byte_tokenizer::decode(&out))
     }
 
