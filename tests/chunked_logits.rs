@@ -7,8 +7,7 @@
 mod common;
 
 use common::{assert_close, gpu, gpu_with, random};
-use std::path::Path;
-use wgtrain::model::checkpoint::{load, Checkpoint};
+use wgtrain::model::checkpoint::Checkpoint;
 use wgtrain::model::decoder::{Decoder, LogitsPlan, Purpose};
 use wgtrain::model::memory_estimate::MemoryEstimate;
 use wgtrain::ops::matmul::{prepare_rows, Rows};
@@ -103,15 +102,6 @@ fn a_row_window_outside_its_tensor_is_an_error() {
     assert!(err.to_string().contains("rows 2..5"), "{err}");
 }
 
-fn fixture(name: &str) -> Checkpoint {
-    load(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name),
-    )
-    .unwrap()
-}
-
 /// Loss, per-token losses and every trainable gradient after one forward and backward.
 struct Outcome {
     loss: f32,
@@ -153,7 +143,7 @@ fn run(gpu: &Gpu, ckpt: &Checkpoint, logits: LogitsPlan, tokens: &[u32]) -> Outc
 }
 
 fn compare_chunked_with_whole(gpu: &Gpu, name: &str, chunk_rows: &[usize]) {
-    let ckpt = fixture(name);
+    let ckpt = common::fixture_checkpoint(name);
     let vocab = ckpt.config.vocab_size;
     let tokens: Vec<u32> = random(3 * 17, 7)
         .iter()

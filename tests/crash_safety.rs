@@ -11,10 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wgtrain::train::trainer::{latest_checkpoint, Trainer};
 
-fn book() -> PathBuf {
-    common::alice()
-}
-
 /// A small model that saves a checkpoint after every step, so kills land in writes often.
 fn run_yaml(steps: u64, save_every: u64) -> String {
     format!(
@@ -32,7 +28,7 @@ data:
 checkpointing: {{ save_every_n_steps: {save_every} }}
 evaluation: {{ metrics: [] }}
 "#,
-        book()
+        common::alice()
     )
 }
 

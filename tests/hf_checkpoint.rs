@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use wgtrain::model::checkpoint::{
     hf_config_json, load, read_safetensors, write_safetensors, Checkpoint, HostSlice, HF_PREFIX,
 };
@@ -16,12 +16,6 @@ use wgtrain::model::decoder::Decoder;
 use wgtrain::model::merge::merge_checkpoint;
 use wgtrain::train::byte_tokenizer;
 use wgtrain::Gpu;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 /// A copy of checkpoint `src` at `dst` whose tensor names are `rename`d and whose config.json
 /// is `config` (the original's when `None`).
@@ -64,7 +58,7 @@ fn cli_loss_and_logits(checkpoint: &Path, tmp: &Path, tag: &str) -> (String, Vec
     let stdout = common::wgtrain(["grads", "--checkpoint"])
         .arg(checkpoint)
         .arg("--batch")
-        .arg(fixture("pico_mini").join("batch.safetensors"))
+        .arg(common::fixture("pico_mini").join("batch.safetensors"))
         .arg("--out")
         .arg(&out)
         .test_backend()
@@ -84,7 +78,7 @@ fn listing(dir: &Path) -> BTreeSet<String> {
 #[test]
 fn a_prefixed_checkpoint_loads_and_computes_what_its_original_does() {
     let tmp = common::temp_path("hf-prefixed");
-    let original = fixture("pico_mini");
+    let original = common::fixture("pico_mini");
     let hf = tmp.join("hf");
     // pico-train's layout: prefixed names and its Hugging Face config.json keys.
     let ckpt = load(&original).unwrap();
@@ -114,7 +108,7 @@ fn a_prefixed_checkpoint_loads_and_computes_what_its_original_does() {
 fn export_hf_writes_pico_layout_and_loads_back_to_the_same_logits() {
     let tmp = common::temp_path("hf-export");
     let src = tmp.join("ckpt");
-    common::copy_checkpoint(&fixture("pico_mini"), &src);
+    common::copy_checkpoint(&common::fixture("pico_mini"), &src);
     let tokenizer = byte_tokenizer::tokenizer_json();
     fs::write(src.join("tokenizer.json"), &tokenizer).unwrap();
     fs::write(
@@ -224,7 +218,7 @@ fn export_hf_writes_pico_layout_and_loads_back_to_the_same_logits() {
 fn export_hf_finds_the_run_tokenizer_or_takes_one_given() {
     let tmp = common::temp_path("hf-tokenizer");
     let step = tmp.join("run/checkpoints/step_1");
-    common::copy_checkpoint(&fixture("pico_mini"), &step);
+    common::copy_checkpoint(&common::fixture("pico_mini"), &step);
     let run_tokenizer = byte_tokenizer::tokenizer_json();
     fs::write(tmp.join("run/tokenizer.json"), &run_tokenizer).unwrap();
     let out = tmp.join("hf");
@@ -274,7 +268,7 @@ fn export_hf_finds_the_run_tokenizer_or_takes_one_given() {
 
     // No tokenizer anywhere: the export says so and writes none.
     let bare = tmp.join("bare");
-    common::copy_checkpoint(&fixture("pico_mini"), &bare);
+    common::copy_checkpoint(&common::fixture("pico_mini"), &bare);
     let out2 = tmp.join("hf2");
     let stdout = common::wgtrain(["export", "--hf", "--checkpoint"])
         .arg(&bare)
@@ -294,7 +288,7 @@ fn export_hf_finds_the_run_tokenizer_or_takes_one_given() {
 #[test]
 fn a_relora_checkpoint_exports_merged_and_computes_the_same_function() {
     let tmp = common::temp_path("hf-relora");
-    let src = fixture("relora_mini");
+    let src = common::fixture("relora_mini");
     let out = tmp.join("hf");
     let stdout = common::wgtrain(["export", "--hf", "--checkpoint"])
         .arg(&src)
@@ -331,7 +325,7 @@ fn a_relora_checkpoint_exports_merged_and_computes_the_same_function() {
 #[test]
 fn bad_inputs_are_refused_with_clear_errors_and_no_output() {
     let tmp = common::temp_path("hf-bad");
-    let original = fixture("pico_mini");
+    let original = common::fixture("pico_mini");
 
     // Some names prefixed, some not.
     let mixed = tmp.join("mixed");

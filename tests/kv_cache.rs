@@ -6,9 +6,8 @@
 mod common;
 
 use common::{assert_close, gpu, random};
-use std::path::Path;
 use wgtrain::gpu::DType;
-use wgtrain::model::checkpoint::{load, Checkpoint};
+use wgtrain::model::checkpoint::Checkpoint;
 use wgtrain::model::decoder::Decoder;
 use wgtrain::model::generate::{generate, SampleOptions};
 use wgtrain::model::kv_cache::{generate_cached, CachedDecoder};
@@ -119,15 +118,6 @@ fn attention_decode_rejects_bad_shapes() {
     );
 }
 
-fn fixture(name: &str) -> Checkpoint {
-    load(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name),
-    )
-    .unwrap()
-}
-
 fn planned(gpu: &Gpu, ckpt: &Checkpoint, seq: usize) -> Decoder {
     let m = Decoder::for_generation(gpu, &ckpt.config, seq).unwrap();
     m.load_params(gpu, |n| ckpt.tensors.get(n).map(|t| t.data.as_slice()))
@@ -143,7 +133,7 @@ fn tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
 }
 
 fn cached_logits_match_the_full_forward(gpu: &Gpu, name: &str) {
-    let ckpt = fixture(name);
+    let ckpt = common::fixture_checkpoint(name);
     let (seq, vocab) = (ckpt.config.max_seq_len, ckpt.config.vocab_size);
     let full = planned(gpu, &ckpt, seq);
     let ids = tokens(seq, vocab, 11);
@@ -184,7 +174,7 @@ fn the_cached_model_gives_the_full_forward_logits_at_every_position() {
 #[test]
 fn greedy_generation_with_the_cache_gives_the_windowed_tokens() {
     let g = gpu();
-    let ckpt = fixture("pico_mini");
+    let ckpt = common::fixture_checkpoint("pico_mini");
     let (seq, vocab) = (ckpt.config.max_seq_len, ckpt.config.vocab_size);
     let prompt = tokens(3, vocab, 5);
     let options = SampleOptions {

@@ -29,10 +29,6 @@ fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-fn book() -> PathBuf {
-    common::alice()
-}
-
 fn err<T>(r: wgtrain::Result<T>) -> String {
     match r {
         Ok(_) => "NO ERROR".into(),
@@ -123,7 +119,7 @@ fn trained_checkpoint() -> &'static Path {
     DIR.get_or_init(|| {
         let gpu = common::gpu();
         let run = common::temp_path("malformed-trained");
-        let config = TrainConfig::from_yaml(&run_yaml(&book(), ""), &[]).unwrap();
+        let config = TrainConfig::from_yaml(&run_yaml(&common::alice(), ""), &[]).unwrap();
         let mut t = Trainer::new(&gpu, config, &run).unwrap();
         t.show_progress = false;
         t.run(&Arc::new(AtomicBool::new(false))).unwrap();
@@ -253,7 +249,7 @@ const CASES: &[Case] = &[
         run: |_| err(Tokenizer::from_bytes(&std::fs::read(repo("fuzz/regressions/tokenizer_json/decoder_missing_field")).unwrap())),
         expect: &["tokenizer.json", "malformed"] },
     Case { id: "tok-vocab-above-model", input: "a tokenizer of 300 ids for `model.vocab_size: 64`",
-        run: |d| { let gpu = common::gpu(); let c = TrainConfig::from_yaml(&run_yaml(&book(), ""), &["model.vocab_size=64".into()]).unwrap();
+        run: |d| { let gpu = common::gpu(); let c = TrainConfig::from_yaml(&run_yaml(&common::alice(), ""), &["model.vocab_size=64".into()]).unwrap();
             let r = Trainer::new(&gpu, c, &d.join("run")).map(|_| ()); assert!(!d.join("run/metrics.jsonl").exists()); err(r) },
         expect: &["model.vocab_size", "smaller than the tokenizer"] },
     // --- data
@@ -307,7 +303,7 @@ const CASES: &[Case] = &[
         expect: &["too large for this adapter"] },
     Case { id: "adapter-memory-too-small", input: "a run planned above `--memory-gib`",
         run: |d| { let gpu = common::gpu_with(wgtrain::GpuOptions { memory_bytes: Some(64 << 10), ..Default::default() });
-            let c = TrainConfig::from_yaml(&run_yaml(&book(), ""), &[]).unwrap();
+            let c = TrainConfig::from_yaml(&run_yaml(&common::alice(), ""), &[]).unwrap();
             let r = Trainer::new(&gpu, c, &d.join("run")).map(|_| ()); assert!(!d.join("run/metrics.jsonl").exists()); err(r) },
         expect: &["needs about", "gradient_accumulation_steps"] },
     // --- CLI

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use wgtrain::model::config::ModelConfig;
@@ -15,10 +14,6 @@ use wgtrain::train::config::TrainConfig;
 use wgtrain::train::optim::{AdamW, AdamWConfig};
 use wgtrain::train::trainer::Trainer;
 use wgtrain::{Error, GpuOptions};
-
-fn book() -> PathBuf {
-    common::alice()
-}
 
 fn yaml(batch: usize, accumulation: usize) -> String {
     format!(
@@ -35,7 +30,7 @@ data:
 checkpointing: {{ save_every_n_steps: 2 }}
 evaluation: {{ metrics: [] }}
 "#,
-        book()
+        common::alice()
     )
 }
 

@@ -6,17 +6,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use wgtrain::metrics::log::{read_log, series};
 use wgtrain::train::config::TrainConfig;
 use wgtrain::train::trainer::Trainer;
 use wgtrain::Error;
-
-fn book() -> PathBuf {
-    common::alice()
-}
 
 /// A two-layer model on one book; a constant learning rate, so a run's steps do not depend
 /// on its length.
@@ -37,7 +32,7 @@ data:
 checkpointing: {{ save_every_n_steps: 2 }}
 evaluation: {{ metrics: [] }}
 "#,
-        book()
+        common::alice()
     );
     TrainConfig::from_yaml(&yaml, &[]).unwrap()
 }

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use wgtrain::model::checkpoint::{load, read_safetensors, HostTensor};
 use wgtrain::model::decoder::{Decoder, Param};
 use wgtrain::model::grads::batch_tokens;
@@ -403,12 +402,6 @@ fn a_full_readback_ring_waits_for_the_oldest_step() {
 // The model with PyTorch fixtures.
 // ---------------------------------------------------------------------------------------
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 fn f32s<'a>(map: &'a std::collections::BTreeMap<String, HostTensor>, name: &str) -> &'a [f32] {
     map.get(name)
         .unwrap_or_else(|| panic!("missing {name}"))
@@ -441,7 +434,7 @@ struct Trainer {
 
 impl Trainer {
     fn new(gpu: &Gpu, name: &str, cfg: AdamWConfig) -> Trainer {
-        let dir = fixture(name);
+        let dir = common::fixture(name);
         let ckpt = load(&dir).unwrap();
         let path = dir.join("batch.safetensors");
         let (b, t, tokens) = batch_tokens(&read_safetensors(&path).unwrap(), &path).unwrap();
@@ -526,7 +519,8 @@ fn four_adamw_steps_match_pytorch_on_pico_mini() {
         tr.values.iter().map(|v| v.step).collect::<Vec<_>>(),
         [1, 2, 3, 4]
     );
-    let expected = read_safetensors(&fixture("pico_mini").join("expected.safetensors")).unwrap();
+    let expected =
+        read_safetensors(&common::fixture("pico_mini").join("expected.safetensors")).unwrap();
     check_losses("pico_mini", &tr.losses(), f32s(&expected, "adamw_losses"));
     let mut worst = (0f32, String::new());
     for (name, _, got) in tr.params(&gpu) {
@@ -558,7 +552,7 @@ fn four_adamw_steps_match_pytorch_losses_on_pico_tiny_shape() {
     }
     tr.finish(&gpu);
     let expected =
-        read_safetensors(&fixture("pico_tiny_shape").join("expected.safetensors")).unwrap();
+        read_safetensors(&common::fixture("pico_tiny_shape").join("expected.safetensors")).unwrap();
     check_losses(
         "pico_tiny_shape",
         &tr.losses(),

@@ -8,15 +8,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use wgtrain::model::checkpoint::{load, read_safetensors, HostTensor};
 use wgtrain::model::grads::{batch_tokens, compute};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 fn f32s<'a>(map: &'a std::collections::BTreeMap<String, HostTensor>, name: &str) -> &'a [f32] {
     map.get(name)
@@ -44,7 +37,7 @@ fn compare_grad(name: &str, got: &[f32], want: &[f32]) {
 
 fn check_fixture(name: &str) {
     let gpu = common::gpu();
-    let dir = fixture(name);
+    let dir = common::fixture(name);
     let ckpt = load(&dir).unwrap();
     let batch_path = dir.join("batch.safetensors");
     let (b, t, tokens) =
@@ -87,7 +80,7 @@ fn pico_tiny_shape_matches_pytorch() {
 
 #[test]
 fn wgtrain_grads_cli_reproduces_pytorch() {
-    let dir = fixture("pico_mini");
+    let dir = common::fixture("pico_mini");
     let out =
         std::env::temp_dir().join(format!("wgtrain-grads-{}.safetensors", std::process::id()));
     common::wgtrain(["grads"])
@@ -117,7 +110,7 @@ fn wgtrain_grads_cli_reproduces_pytorch() {
 #[test]
 fn a_mismatched_checkpoint_names_the_tensor() {
     let gpu = common::gpu();
-    let mut ckpt = load(&fixture("pico_mini")).unwrap();
+    let mut ckpt = load(&common::fixture("pico_mini")).unwrap();
     ckpt.tensors.remove("layers.1.swiglu.w_2.weight");
     let err = pollster::block_on(compute(&gpu, &ckpt, 1, 2, &[1, 2, 3]))
         .err()
@@ -129,7 +122,7 @@ fn a_mismatched_checkpoint_names_the_tensor() {
 #[test]
 fn token_ids_outside_the_vocabulary_are_refused() {
     let gpu = common::gpu();
-    let ckpt = load(&fixture("pico_mini")).unwrap();
+    let ckpt = load(&common::fixture("pico_mini")).unwrap();
     let v = ckpt.config.vocab_size as u32;
     let err = pollster::block_on(compute(&gpu, &ckpt, 1, 2, &[1, v, 3]))
         .err()

@@ -42,15 +42,11 @@ evaluation: {{ metrics: [] }}
     )
 }
 
-fn book() -> PathBuf {
-    shared("corpus/train/gutenberg_pg11_Alices_Adventures_in_Wonderland.txt")
-}
-
 #[test]
 fn loss_falls_on_the_shared_corpus() {
     let gpu = common::gpu();
     let run = temp("falls");
-    let config = TrainConfig::from_yaml(&small_run_yaml(&book(), 60, ""), &[]).unwrap();
+    let config = TrainConfig::from_yaml(&small_run_yaml(&common::alice(), 60, ""), &[]).unwrap();
     let mut t = Trainer::new(&gpu, config, &run).unwrap();
     t.show_progress = false;
     let summary = t.run(&Arc::new(AtomicBool::new(false))).unwrap();
@@ -68,7 +64,7 @@ fn loss_falls_on_the_shared_corpus() {
         .join("model.safetensors")
         .exists());
     // A second fresh run into the same directory is refused rather than mixed in.
-    let again = TrainConfig::from_yaml(&small_run_yaml(&book(), 60, ""), &[]).unwrap();
+    let again = TrainConfig::from_yaml(&small_run_yaml(&common::alice(), 60, ""), &[]).unwrap();
     let err = Trainer::new(&gpu, again, &run).err().unwrap().to_string();
     assert!(
         err.contains("already holds a run") && err.contains("--resume"),
@@ -82,7 +78,7 @@ fn resume_is_bitwise_identical_to_an_uninterrupted_run() {
     let gpu = common::gpu();
     // Gradient accumulation over 2 micro-batches and clipping on: every piece of state counts.
     let yaml = small_run_yaml(
-        &book(),
+        &common::alice(),
         8,
         ", gradient_accumulation_steps: 2, max_grad_norm: 0.5",
     );
@@ -145,7 +141,7 @@ fn cli_trains_then_eval_prints_perplexity_and_blimp() {
     let run = temp("cli");
     let config = run.with_extension("yaml");
     std::fs::create_dir_all(&run).unwrap();
-    std::fs::write(&config, small_run_yaml(&book(), 6, "")).unwrap();
+    std::fs::write(&config, small_run_yaml(&common::alice(), 6, "")).unwrap();
     let stdout = common::wgtrain(["train", "--quiet"])
         .test_backend()
         .arg("--config")
@@ -292,7 +288,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
     let run = temp("ctrlc");
     std::fs::create_dir_all(&run).unwrap();
     let config = run.join("config.yaml");
-    std::fs::write(&config, small_run_yaml(&book(), 100_000, "")).unwrap();
+    std::fs::write(&config, small_run_yaml(&common::alice(), 100_000, "")).unwrap();
     let child = common::wgtrain(["train", "--quiet"])
         .test_backend()
         .arg("--config")
@@ -340,7 +336,7 @@ fn a_killed_trainer_leaves_no_stuck_lock() {
     let run = temp("kill9-lock");
     std::fs::create_dir_all(&run).unwrap();
     let config = run.join("config.yaml");
-    std::fs::write(&config, small_run_yaml(&book(), 100_000, "")).unwrap();
+    std::fs::write(&config, small_run_yaml(&common::alice(), 100_000, "")).unwrap();
     let mut child = common::wgtrain(["train", "--quiet"])
         .test_backend()
         .arg("--config")

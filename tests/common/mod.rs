@@ -57,6 +57,18 @@ pub fn alice() -> std::path::PathBuf {
         .join("../shared/data/corpus/train/gutenberg_pg11_Alices_Adventures_in_Wonderland.txt")
 }
 
+/// A committed fixture directory under `tests/fixtures/` (made by tests/reference/*.py).
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The checkpoint in fixture directory `name`, loaded.
+pub fn fixture_checkpoint(name: &str) -> wgtrain::model::checkpoint::Checkpoint {
+    wgtrain::model::checkpoint::load(&fixture(name)).unwrap()
+}
+
 /// A fresh (removed if present) path in the temp dir, unique per test process.
 pub fn temp_path(tag: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("wgtrain-{tag}-{}", std::process::id()));
