@@ -44,8 +44,6 @@ struct Rows {
     k_rot: Tensor,
     v: Tensor,
     logits: Tensor,
-    /// Buffers only the prepared dispatches use, kept alive with them.
-    _scratch: Vec<Tensor>,
 }
 
 /// A model prepared for token-by-token generation with a cache of `capacity` positions.
@@ -63,7 +61,9 @@ pub struct CachedDecoder {
     head: Vec<Dispatch>,
     /// Positions filled so far.
     filled: usize,
-    _lora_seed: Seed,
+    /// Buffers only the prepared dispatches use (row scratch, the unused dropout seed),
+    /// kept alive with them.
+    _scratch: (Vec<Tensor>, Seed),
 }
 
 fn index_of(params: &[Param], name: &str) -> Result<usize> {
@@ -105,7 +105,6 @@ impl CachedDecoder {
             k_rot: z(&[1, kv_heads * hd])?,
             v: z(&[1, kv_heads * hd])?,
             logits: z(&[1, c.vocab_size])?,
-            _scratch: Vec::new(),
         };
         let (n, rstd, q, q_rot, attn) = (
             z(&[1, d])?,
@@ -224,8 +223,7 @@ impl CachedDecoder {
             &rows.logits,
             MatmulSpec::nt(),
         )?);
-        let mut rows = rows;
-        rows._scratch = vec![n, rstd, q, q_rot, attn, o, h, g, u, act, f, scores];
+        let scratch = vec![n, rstd, q, q_rot, attn, o, h, g, u, act, f, scores];
         Ok(CachedDecoder {
             capacity,
             vocab: c.vocab_size,
@@ -237,7 +235,7 @@ impl CachedDecoder {
             layers,
             head,
             filled: 0,
-            _lora_seed: seed,
+            _scratch: (scratch, seed),
         })
     }
 

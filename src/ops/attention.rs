@@ -83,17 +83,26 @@ fn layouts(s: &AttentionShape) -> ([usize; 4], [usize; 4], [usize; 3]) {
 }
 
 fn check_shape(op: &'static str, s: &AttentionShape) -> Result<()> {
+    check_heads(op, s.heads, s.kv_heads, s.head_dim)
+}
+
+/// Query heads a non-zero multiple of kv heads, and a head size the kernels' tiles hold
+/// (shared with [`super::attention_decode`]).
+pub(super) fn check_heads(
+    op: &'static str,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+) -> Result<()> {
     let bad = |detail: String| Err(Error::Shape { op, detail });
-    if s.kv_heads == 0 || s.heads == 0 || !s.heads.is_multiple_of(s.kv_heads) {
+    if kv_heads == 0 || heads == 0 || !heads.is_multiple_of(kv_heads) {
         return bad(format!(
-            "heads ({}) must be a non-zero multiple of kv_heads ({})",
-            s.heads, s.kv_heads
+            "heads ({heads}) must be a non-zero multiple of kv_heads ({kv_heads})"
         ));
     }
-    if s.head_dim == 0 || s.head_dim > MAX_HEAD_DIM {
+    if head_dim == 0 || head_dim > MAX_HEAD_DIM {
         return bad(format!(
-            "head_dim {} is outside the supported 1..={MAX_HEAD_DIM}",
-            s.head_dim
+            "head_dim {head_dim} is outside the supported 1..={MAX_HEAD_DIM}"
         ));
     }
     Ok(())

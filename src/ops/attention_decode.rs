@@ -4,7 +4,7 @@
 //! serves every position (the host writes `len` before each token). Scores are scaled by
 //! `1/sqrt(hd)`; query head h reads kv head `h / (H / KV)`.
 
-use super::attention::MAX_HEAD_DIM;
+use super::attention::check_heads;
 use super::common::{grid_2d, to_u32, whole, whole_u32};
 use crate::error::{Error, Result};
 use crate::gpu::shaders::ATTENTION_DECODE;
@@ -52,19 +52,8 @@ pub fn forward(
 ) -> Result<Dispatch> {
     let op = "attention decode";
     let (k_cache, v_cache, cache_len) = (cache.k, cache.v, cache.len);
+    check_heads(op, s.heads, s.kv_heads, s.head_dim)?;
     let bad = |detail: String| Err(Error::Shape { op, detail });
-    if s.kv_heads == 0 || s.heads == 0 || !s.heads.is_multiple_of(s.kv_heads) {
-        return bad(format!(
-            "heads ({}) must be a non-zero multiple of kv_heads ({})",
-            s.heads, s.kv_heads
-        ));
-    }
-    if s.head_dim == 0 || s.head_dim > MAX_HEAD_DIM {
-        return bad(format!(
-            "head_dim {} is outside the supported 1..={MAX_HEAD_DIM}",
-            s.head_dim
-        ));
-    }
     let row = s.kv_heads * s.head_dim;
     let capacity = k_cache.numel() / row;
     if capacity == 0 || k_cache.numel() != capacity * row || v_cache.numel() != k_cache.numel() {
