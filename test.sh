@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test wgtrain has: the Rust suites on the default adapter (lavapipe without a GPU),
 # then the browser demo in headless Chromium on WebGPU (wasm/tests/browser.mjs).
-# Needs: a Vulkan driver, ../shared/data, node + npm, and Chromium (/usr/bin/chromium or
-# $CHROMIUM); .ci/run installs all of it on a fresh Debian machine.
+# Needs: a Vulkan driver, ../shared/data, node + npm, Chromium (/usr/bin/chromium or
+# $CHROMIUM), and OpenMPI with libclang for the data-parallel tests; .ci/run installs all of
+# it on a fresh Debian machine.
 set -euo pipefail
 cd "$(dirname "$0")"
 # lavapipe's per-dispatch cost is lowest single-threaded; the tests run many tiny kernels.
@@ -25,3 +26,8 @@ cargo build --release --bin wgtrain --bin wgbench
 wasm/build.sh
 (cd wasm && npm ci --no-audit --no-fund --loglevel=error)
 node wasm/tests/browser.mjs
+
+# Last, as it builds the library again with the `mpi` feature: 1, 2 and 4 ranks give the
+# same bits, resume on another number of ranks, a killed and a hung rank, refused set-ups.
+echo "== data-parallel training (mpirun)"
+cargo test --release --features mpi --test data_parallel

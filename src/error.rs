@@ -42,6 +42,11 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// Data-parallel ranks that refused to start together (rank 0 reports it; the message
+    /// names the ranks and the reason).
+    #[error("{0}")]
+    RanksDisagree(String),
+
     /// A config value that cannot work (a zero size, heads that do not divide, a bad policy...).
     #[error("invalid config: `{key}` {problem}")]
     Config { key: String, problem: String },

@@ -8,6 +8,7 @@
 //! the browser demo's session. `docs/architecture.md` has the map and the data path.
 
 pub mod demo;
+pub mod distributed;
 pub mod error;
 pub mod eval;
 pub mod formulas;

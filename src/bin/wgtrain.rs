@@ -171,12 +171,48 @@ struct TrainArgs {
     /// No progress bar (logs still go to metrics.jsonl).
     #[arg(long)]
     quiet: bool,
+    /// The adapter to train on, by index among the machine's adapters of the best kind (see
+    /// `wgtrain devices`). Under mpirun each rank takes its local rank's adapter by default.
+    #[arg(long, value_name = "N")]
+    device: Option<usize>,
+    /// Under mpirun: how long a rank waits for the others (at each step's start, in the
+    /// gradient exchange) before it names the missing rank and stops the run.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    rank_timeout: u64,
 }
 
 fn train(args: TrainArgs) -> wgtrain::Result<()> {
+    #[cfg(feature = "mpi")]
+    if wgtrain::distributed::mpi_world::launched_by_mpi() {
+        use wgtrain::distributed::Collective as _;
+        let timeout = std::time::Duration::from_secs(args.rank_timeout.max(1));
+        let world = wgtrain::distributed::mpi_world::MpiWorld::init(timeout)?;
+        // Rank 0 may tokenize the data or train a tokenizer before the others start.
+        world.set_timeout(timeout.max(std::time::Duration::from_secs(3600)));
+        let result = train_on(args, Some(&world), &|| world.set_timeout(timeout));
+        return match result {
+            // Rank 0 reports what the ranks refused together.
+            Err(wgtrain::Error::RanksDisagree(_)) if world.rank() != 0 => Err(
+                wgtrain::Error::Invalid("stopped with the other ranks (rank 0 says why)".into()),
+            ),
+            r => r,
+        };
+    }
+    train_on(args, None, &|| ())
+}
+
+/// `wgtrain train`, alone (`world` is `None`) or as one rank of data-parallel training;
+/// `started` is called once every rank has started.
+fn train_on(
+    args: TrainArgs,
+    world: Option<&dyn wgtrain::distributed::Collective>,
+    started: &dyn Fn(),
+) -> wgtrain::Result<()> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    use wgtrain::train::{config::TrainConfig, trainer};
+    use wgtrain::gpu::AdapterPick;
+    use wgtrain::train::trainer::start_in_order;
+    let leader = world.is_none_or(|w| w.rank() == 0);
     let mut overrides = args.set.clone();
     if let Some(d) = &args.data {
         overrides.push(format!("data.dataset.name={}", yaml_string(d)));
@@ -196,59 +232,99 @@ fn train(args: TrainArgs) -> wgtrain::Result<()> {
         }
         None => None,
     };
-    let gpu = Gpu::new_blocking(GpuOptions {
+    let adapter = match (args.device, world) {
+        (Some(n), _) => AdapterPick::Nth(n),
+        (None, Some(w)) => AdapterPick::LocalRank(w.local_rank()),
+        (None, None) => AdapterPick::Best,
+    };
+    let options = GpuOptions {
         backend: args.backend.parse()?,
         memory_bytes,
+        adapter,
         ..Default::default()
-    })?;
-    let mut t = match &args.resume {
-        Some(dir) => {
-            let ckpt = trainer::latest_checkpoint(dir);
-            eprintln!("resuming from {}", ckpt.display());
-            trainer::Trainer::resume(&gpu, &ckpt, &overrides)?
-        }
-        None => {
-            let config = match &args.config {
-                Some(path) => TrainConfig::from_file(path, &overrides)?,
-                None => TrainConfig::from_yaml("", &overrides)?,
-            };
-            let run_dir = args.run_dir.clone().unwrap_or_else(|| {
-                let name = config.checkpointing.run_name.clone().unwrap_or_else(|| {
-                    let secs = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs());
-                    format!("run-{secs}")
-                });
-                PathBuf::from(&config.checkpointing.runs_dir).join(name)
-            });
-            trainer::Trainer::new(&gpu, config, &run_dir)?
-        }
     };
-    t.show_progress = !args.quiet;
+    // A rank without an adapter still joins the start, to tell the others.
+    let gpu = Gpu::new_blocking(options);
+    if world.is_none() {
+        gpu.as_ref()
+            .map_err(|e| wgtrain::Error::NoAdapter(e.to_string()))?;
+    }
+    let gpu_ref = || {
+        gpu.as_ref()
+            .map_err(|e| wgtrain::Error::NoAdapter(format!("no adapter for this rank: {e}")))
+    };
+    // The default run directory is named by the start time: rank 0's, on every rank.
+    let mut started_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Some(w) = world {
+        let all = w.all_gather_bytes(&started_secs.to_le_bytes(), "the start time")?;
+        started_secs = all[0]
+            .as_slice()
+            .try_into()
+            .map_or(started_secs, u64::from_le_bytes);
+    }
+    let mut t = match world {
+        Some(w) => start_in_order(w, |p| {
+            make_trainer(&args, &overrides, leader, started_secs, gpu_ref(), Some(p))
+        })?,
+        None => make_trainer(&args, &overrides, leader, started_secs, gpu_ref(), None)?,
+    };
+    started();
+    let gpu = gpu_ref()?;
+    t.show_progress = !args.quiet && leader;
     let ignored = t.config.ignored_keys();
-    if !ignored.is_empty() {
+    if !ignored.is_empty() && leader {
         eprintln!(
             "note: these pico keys are accepted but wgtrain does not act on them: {}",
             ignored.join(", ")
         );
     }
-    eprintln!(
-        "adapter: {} ({}, {})",
-        gpu.adapter.name, gpu.adapter.backend, gpu.adapter.device_type
-    );
-    eprintln!("{}", t.describe());
-    eprintln!("run directory: {}", t.run_dir().display());
+    if let Some(w) = world {
+        // Each rank names its adapter, so a mixed or misassigned set-up shows at once.
+        eprintln!(
+            "{}: adapter {} ({}, {})",
+            w.describe_rank(w.rank()),
+            gpu.adapter.name,
+            gpu.adapter.backend,
+            gpu.adapter.device_type
+        );
+    } else {
+        eprintln!(
+            "adapter: {} ({}, {})",
+            gpu.adapter.name, gpu.adapter.backend, gpu.adapter.device_type
+        );
+    }
+    if leader {
+        eprintln!("{}", t.describe());
+        if let Some(w) = world {
+            eprintln!(
+                "data-parallel over {} ranks: each computes its block of the step's micro-batches",
+                w.size()
+            );
+        }
+        eprintln!("run directory: {}", t.run_dir().display());
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
+        // Under mpirun a signal usually means the job is going down (a rank died, or
+        // mpirun got Ctrl-C): rank 0 names the checkpoint to resume from at once.
+        let hint = world.filter(|_| leader).map(|w| w.shared_resume_hint());
         let _ = ctrlc::set_handler(move || {
             if stop.swap(true, Ordering::SeqCst) {
                 std::process::exit(130); // a second Ctrl-C: leave now
             }
-            eprintln!("\nCtrl-C: finishing the step and saving a checkpoint (Ctrl-C again to quit at once)");
+            eprintln!("\nstopping: finishing the step and saving a checkpoint (Ctrl-C again to quit at once)");
+            if let Some(h) = hint.as_ref().and_then(|h| h.lock().ok()) {
+                eprintln!("if the job is killed first: {h}");
+            }
         });
     }
     let summary = t.run(&stop)?;
+    if !leader {
+        return Ok(());
+    }
     if !summary.interrupted {
         let hidden = indicatif::ProgressBar::hidden();
         let results = t.evaluate_and_log(&hidden)?;
@@ -274,12 +350,49 @@ fn train(args: TrainArgs) -> wgtrain::Result<()> {
         t.run_dir().join("plots").display()
     );
     if summary.interrupted {
+        let launcher = world.map_or(String::new(), |w| format!("mpirun -np {} ", w.size()));
         println!(
-            "resume with: wgtrain train --resume {}",
+            "resume with: {launcher}wgtrain train --resume {}",
             t.run_dir().display()
         );
     }
     Ok(())
+}
+
+/// The trainer `wgtrain train` asks for: a new run, or the one `--resume` names.
+fn make_trainer<'g>(
+    args: &TrainArgs,
+    overrides: &[String],
+    leader: bool,
+    started_secs: u64,
+    gpu: wgtrain::Result<&'g Gpu>,
+    parallel: Option<wgtrain::train::trainer::DataParallel<'g>>,
+) -> wgtrain::Result<wgtrain::train::trainer::Trainer<'g>> {
+    use wgtrain::train::{config::TrainConfig, trainer};
+    match &args.resume {
+        Some(dir) => {
+            let ckpt = trainer::latest_checkpoint(dir);
+            if leader {
+                eprintln!("resuming from {}", ckpt.display());
+            }
+            trainer::Trainer::resume_with(gpu?, &ckpt, overrides, parallel)
+        }
+        None => {
+            let config = match &args.config {
+                Some(path) => TrainConfig::from_file(path, overrides)?,
+                None => TrainConfig::from_yaml("", overrides)?,
+            };
+            let run_dir = args.run_dir.clone().unwrap_or_else(|| {
+                let name = config
+                    .checkpointing
+                    .run_name
+                    .clone()
+                    .unwrap_or_else(|| format!("run-{started_secs}"));
+                PathBuf::from(&config.checkpointing.runs_dir).join(name)
+            });
+            trainer::Trainer::new_with(gpu?, config, &run_dir, parallel)
+        }
+    }
 }
 
 /// The adapter for a `--backend` argument (vulkan, metal, dx12, gl, webgpu or auto).

@@ -20,6 +20,22 @@ pub struct GpuOptions {
     /// reports none for GPUs. Runs whose planned memory is larger are refused. Also how tests
     /// provoke the refusal with a lowered limit.
     pub memory_bytes: Option<u64>,
+    /// Which of the machine's adapters to open.
+    pub adapter: AdapterPick,
+}
+
+/// The adapter to open among those of the chosen backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AdapterPick {
+    /// The best one (discrete GPUs first, then integrated, virtual, CPU).
+    #[default]
+    Best,
+    /// The N-th (from 0) of the adapters of the best one's kind (`--device N`); an error if
+    /// there are fewer.
+    Nth(usize),
+    /// A data-parallel rank's adapter: its local rank among the best one's kind, wrapping
+    /// around when the machine has fewer adapters than ranks.
+    LocalRank(usize),
 }
 
 /// What `wgtrain devices` shows about one adapter.
@@ -129,6 +145,35 @@ async fn enumerate(instance: &wgpu::Instance, backend: Backend) -> Vec<wgpu::Ada
 }
 
 /// Lower is better: discrete GPUs first, software renderers last; native APIs before GL.
+/// The adapter `choice` names among `ranked` (sorted best first, not empty): the N-th of
+/// those of the same backend and device type as the best.
+fn pick(ranked: Vec<wgpu::Adapter>, choice: AdapterPick) -> Result<wgpu::Adapter> {
+    let kind = |a: &wgpu::Adapter| {
+        let i = a.get_info();
+        (i.backend, i.device_type)
+    };
+    let best = kind(&ranked[0]);
+    let mut same: Vec<wgpu::Adapter> = ranked.into_iter().filter(|a| kind(a) == best).collect();
+    let n = same.len();
+    let index = match choice {
+        AdapterPick::Best => 0,
+        AdapterPick::LocalRank(r) => r % n,
+        AdapterPick::Nth(i) if i < n => i,
+        AdapterPick::Nth(i) => {
+            let names: Vec<String> = same.iter().map(|a| a.get_info().name).collect();
+            return Err(Error::NoAdapter(format!(
+                "--device {i}: this machine has {n} adapter(s) of its best kind ({:?} on {:?}): \
+                 {}; give --device 0..{}",
+                best.1,
+                best.0,
+                names.join(", "),
+                n - 1
+            )));
+        }
+    };
+    Ok(same.swap_remove(index))
+}
+
 fn adapter_rank(adapter: &wgpu::Adapter) -> (u8, u8) {
     let info = adapter.get_info();
     let ty = match info.device_type {
@@ -175,12 +220,13 @@ impl Gpu {
         let instance = make_instance(backend);
         let mut adapters = enumerate(&instance, backend).await;
         adapters.sort_by_key(adapter_rank);
-        let Some(adapter) = adapters.into_iter().next() else {
+        if adapters.is_empty() {
             return Err(Error::NoAdapter(format!(
                 "no GPU adapter found for backend '{backend}': {}",
                 backend.install_hint()
             )));
-        };
+        }
+        let adapter = pick(adapters, options.adapter)?;
         let report = AdapterReport::of(&adapter);
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgtrain"),

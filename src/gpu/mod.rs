@@ -7,6 +7,6 @@ pub mod shaders;
 mod tensor;
 
 pub use backend::Backend;
-pub use context::{list_adapters, AdapterReport, Gpu, GpuOptions};
+pub use context::{list_adapters, AdapterPick, AdapterReport, Gpu, GpuOptions};
 pub use dispatch::{record_all, run_all, Dispatch};
 pub use tensor::{DType, Piece, Tensor};

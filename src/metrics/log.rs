@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 pub struct MetricsLog {
     path: PathBuf,
-    file: std::fs::File,
+    /// `None` for [`MetricsLog::discard`].
+    file: Option<std::fs::File>,
 }
 
 impl MetricsLog {
@@ -44,8 +45,17 @@ impl MetricsLog {
             .map_err(|e| io(path, e))?;
         Ok(MetricsLog {
             path: path.to_path_buf(),
-            file,
+            file: Some(file),
         })
+    }
+
+    /// A log that keeps nothing (the ranks of data-parallel training other than rank 0,
+    /// which writes the run's log): `path` is the log rank 0 writes.
+    pub fn discard(path: &Path) -> MetricsLog {
+        MetricsLog {
+            path: path.to_path_buf(),
+            file: None,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -61,9 +71,10 @@ impl MetricsLog {
             m.insert((*k).into(), v);
         }
         let line = format!("{}\n", Value::Object(m));
-        self.file
-            .write_all(line.as_bytes())
-            .map_err(|e| io(&self.path, e))
+        match &mut self.file {
+            Some(f) => f.write_all(line.as_bytes()).map_err(|e| io(&self.path, e)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -20,13 +20,18 @@ pub(super) struct CheckpointFiles<'a> {
     pub tokenizer: Option<&'a Path>,
 }
 
+/// The directory name of step `step`'s checkpoint.
+pub(super) fn step_dir_name(step: u64) -> String {
+    format!("step_{step:06}")
+}
+
 /// Write `files` as `ckpt_root/step_{step:06}` and point `ckpt_root/latest` at it.
 pub(super) fn write_checkpoint(
     ckpt_root: &Path,
     step: u64,
     files: &CheckpointFiles,
 ) -> Result<PathBuf> {
-    let dir = ckpt_root.join(format!("step_{step:06}"));
+    let dir = ckpt_root.join(step_dir_name(step));
     checkpoint::replace_dir_atomically(&dir, |staging| {
         let w = |name: &str, bytes: &[u8]| {
             std::fs::write(staging.join(name), bytes)

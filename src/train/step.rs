@@ -12,6 +12,11 @@ use crate::model::relora::OptimizerReset;
 use crate::ops::elementwise;
 use crate::ops::lora::{self, MagnitudeRule, MagnitudeScratch, Seed};
 
+#[cfg(not(target_arch = "wasm32"))]
+mod exchanged;
+#[cfg(not(target_arch = "wasm32"))]
+pub use exchanged::GradientStaging;
+
 /// A 32-bit key for (seed, purpose, step, index), for the device RNG streams.
 pub fn rng_key(seed: u64, purpose: u64, step: u64, index: u64) -> u32 {
     let mut rng = crate::model::init::Rng::new(
@@ -154,22 +159,7 @@ impl TrainingStep {
     ) -> Result<Submitted> {
         let t = done + 1;
         let seed = self.seed;
-        let reset = self.model.relora().is_some_and(|r| r.resets_at(t));
-        if reset {
-            // Merge-and-reset before this step's forward; the moments of A and B are pruned,
-            // Adam's step counter is left as it is.
-            let mut enc = gpu.encoder();
-            self.model
-                .record_merge_and_reset(gpu, &mut enc, rng_key(seed, 1, t, 0));
-            self.prune_seed.set_seed(gpu, rng_key(seed, 2, t, 0));
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                for d in &self.prune {
-                    d.record(&mut pass);
-                }
-            }
-            gpu.submit(enc);
-        }
+        let reset = self.reset_if_due(gpu, t);
         let mut enc = gpu.encoder();
         self.model.record_zero_grads(&mut enc);
         enc.clear_buffer(&self.loss_sum.pieces()[0].buffer, 0, None);
@@ -189,6 +179,36 @@ impl TrainingStep {
             }
             self.model.record_backward(&mut enc);
         }
+        let lr = self.finish(gpu, enc, done)?;
+        Ok(Submitted { step: t, lr, reset })
+    }
+
+    /// ReLoRA's merge-and-reset, submitted, when step `t` begins with one.
+    fn reset_if_due(&mut self, gpu: &Gpu, t: u64) -> bool {
+        let reset = self.model.relora().is_some_and(|r| r.resets_at(t));
+        if reset {
+            // Merge-and-reset before this step's forward; the moments of A and B are pruned,
+            // Adam's step counter is left as it is.
+            let mut enc = gpu.encoder();
+            self.model
+                .record_merge_and_reset(gpu, &mut enc, rng_key(self.seed, 1, t, 0));
+            self.prune_seed.set_seed(gpu, rng_key(self.seed, 2, t, 0));
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                for d in &self.prune {
+                    d.record(&mut pass);
+                }
+            }
+            gpu.submit(enc);
+        }
+        reset
+    }
+
+    /// The end of step `done + 1`, once its gradients and loss sum are in place: the AdamW
+    /// update and the copy of loss and gradient norm for the host. Returns the step's
+    /// learning rate.
+    fn finish(&mut self, gpu: &Gpu, mut enc: wgpu::CommandEncoder, done: u64) -> Result<f64> {
+        let t = done + 1;
         if let Some((_, name)) = self.inject_nan.iter().find(|(s, _)| *s == t) {
             // A queue write lands between the submission before it and the one after.
             gpu.submit(std::mem::replace(&mut enc, gpu.encoder()));
@@ -203,6 +223,6 @@ impl TrainingStep {
         self.readback
             .record_copy(gpu, &mut enc, t, &self.loss_sum, self.optim.grad_norm())?;
         self.readback.submitted(gpu.submit(enc));
-        Ok(Submitted { step: t, lr, reset })
+        Ok(lr)
     }
 }

@@ -31,6 +31,11 @@ use std::time::Instant;
 
 pub use super::run_setup::{OPTIMIZER_FILE, TOKENIZER_FILE, TRAINER_STATE_FILE};
 
+mod data_parallel;
+mod evaluation;
+
+pub use data_parallel::{start_in_order, DataParallel};
+
 /// What a checkpoint stores besides weights and optimizer moments.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainerState {
@@ -87,8 +92,11 @@ pub struct Trainer<'g> {
     dynamics_plans: crate::metrics::dynamics::MetricsPlans,
     /// Steps (1-based) that started with a merge-and-reset in this session.
     pub resets: Vec<u64>,
-    /// This trainer's hold on the run directory.
-    _lock: RunLock,
+    /// This trainer's hold on the run directory (`None` on data-parallel ranks other than 0,
+    /// which write nothing there).
+    _lock: Option<RunLock>,
+    /// The other ranks, in data-parallel training.
+    parallel: Option<DataParallel<'g>>,
     /// Called with the step after every optimizer step of [`Trainer::run`] (a study's
     /// progress view; it may set the stop flag).
     pub on_step: Option<Box<dyn FnMut(u64)>>,
@@ -97,7 +105,19 @@ pub struct Trainer<'g> {
 impl<'g> Trainer<'g> {
     /// A fresh run writing into `run_dir` (checkpoints, metrics log, plots, tokenizer).
     pub fn new(gpu: &'g Gpu, config: TrainConfig, run_dir: &Path) -> Result<Trainer<'g>> {
-        if run_dir.join("metrics.jsonl").exists() {
+        Self::new_with(gpu, config, run_dir, None)
+    }
+
+    /// [`Trainer::new`] as one rank of data-parallel training (`parallel`), or alone (`None`).
+    /// Ranks other than 0 write nothing into `run_dir` and take no lock on it.
+    pub fn new_with(
+        gpu: &'g Gpu,
+        config: TrainConfig,
+        run_dir: &Path,
+        parallel: Option<DataParallel<'g>>,
+    ) -> Result<Trainer<'g>> {
+        let leader = parallel.as_ref().is_none_or(DataParallel::is_leader);
+        if leader && run_dir.join("metrics.jsonl").exists() {
             // A new run would mix its log and checkpoints with the old one's.
             return Err(Error::Invalid(format!(
                 "{} already holds a run: continue it with `wgtrain train --resume {}`, or start \
@@ -108,7 +128,7 @@ impl<'g> Trainer<'g> {
         }
         std::fs::create_dir_all(run_dir)
             .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", run_dir.display())))?;
-        let lock = RunLock::acquire(run_dir)?;
+        let lock = leader.then(|| RunLock::acquire(run_dir)).transpose()?;
         let dataset = resolve_dataset(&config.data.dataset.name)?;
         let tokenizer = if dataset.is_text || super::paloma::needs_tokenizer(&config) {
             // The run directory keeps the tokenizer: one trained for the run is saved there.
@@ -118,7 +138,16 @@ impl<'g> Trainer<'g> {
         } else {
             None
         };
-        let t = Self::build(gpu, config, dataset.path, tokenizer, run_dir, 0, lock)?;
+        let t = Self::build(
+            gpu,
+            config,
+            dataset.path,
+            tokenizer,
+            run_dir,
+            0,
+            lock,
+            parallel,
+        )?;
         t.engine.model.init_params(gpu, t.config.training.seed)?;
         Ok(t)
     }
@@ -126,6 +155,18 @@ impl<'g> Trainer<'g> {
     /// Continue the run saved in checkpoint `dir`, exactly where it stopped. `overrides`
     /// (`key=value`) may change e.g. `training.max_steps`.
     pub fn resume(gpu: &'g Gpu, dir: &Path, overrides: &[String]) -> Result<Trainer<'g>> {
+        Self::resume_with(gpu, dir, overrides, None)
+    }
+
+    /// [`Trainer::resume`] as one rank of data-parallel training (`parallel`), or alone; the
+    /// checkpoint may have been written with any number of ranks.
+    pub fn resume_with(
+        gpu: &'g Gpu,
+        dir: &Path,
+        overrides: &[String],
+        parallel: Option<DataParallel<'g>>,
+    ) -> Result<Trainer<'g>> {
+        let leader = parallel.as_ref().is_none_or(DataParallel::is_leader);
         let state_path = dir.join(TRAINER_STATE_FILE);
         let text = std::fs::read_to_string(&state_path).map_err(|e| {
             Error::Invalid(format!(
@@ -156,7 +197,7 @@ impl<'g> Trainer<'g> {
             .and_then(Path::parent)
             .map(Path::to_path_buf)
             .unwrap_or_else(|| dir.to_path_buf());
-        let lock = RunLock::acquire(&run_dir)?;
+        let lock = leader.then(|| RunLock::acquire(&run_dir)).transpose()?;
         let tok_path = dir.join(TOKENIZER_FILE);
         let tokenizer = if tok_path.exists() {
             Some(Tokenizer::from_file(&tok_path)?)
@@ -171,6 +212,7 @@ impl<'g> Trainer<'g> {
             &run_dir,
             state.step,
             lock,
+            parallel,
         )?;
         let ckpt = checkpoint::load(dir)?;
         ckpt.check_against(&t.model_config.param_specs())?;
@@ -212,6 +254,7 @@ impl<'g> Trainer<'g> {
 
     /// The run's parts, in order: the model config, the data, the model, optimizer and
     /// schedule on the device, and the metrics log.
+    #[allow(clippy::too_many_arguments)]
     fn build(
         gpu: &'g Gpu,
         config: TrainConfig,
@@ -219,10 +262,12 @@ impl<'g> Trainer<'g> {
         tokenizer: Option<Tokenizer>,
         run_dir: &Path,
         step: u64,
-        lock: RunLock,
+        lock: Option<RunLock>,
+        mut parallel: Option<DataParallel<'g>>,
     ) -> Result<Trainer<'g>> {
+        let leader = parallel.as_ref().is_none_or(DataParallel::is_leader);
         let model_config = model_config_for(&config, tokenizer.as_ref())?;
-        if let Some(tok) = &tokenizer {
+        if let Some(tok) = tokenizer.as_ref().filter(|_| leader) {
             copy_into_run(tok, run_dir)?;
         }
         let seq = model_config.max_seq_len;
@@ -271,7 +316,15 @@ impl<'g> Trainer<'g> {
         )?;
         // A resumed run repeats the steps after its checkpoint: their old lines go.
         let nonfinite = NonFinitePolicy::new(&config.training);
-        let log = MetricsLog::open_at(&run_dir.join("metrics.jsonl"), Some(step))?;
+        let log_path = run_dir.join("metrics.jsonl");
+        let log = if leader {
+            MetricsLog::open_at(&log_path, Some(step))?
+        } else {
+            MetricsLog::discard(&log_path)
+        };
+        if let Some(p) = parallel.as_mut() {
+            p.prepare(gpu, &engine.model)?;
+        }
         Ok(Trainer {
             gpu,
             config,
@@ -293,6 +346,7 @@ impl<'g> Trainer<'g> {
             dynamics_plans: Default::default(),
             resets: Vec::new(),
             _lock: lock,
+            parallel,
             on_step: None,
         })
     }
@@ -347,9 +401,18 @@ impl<'g> Trainer<'g> {
         let micro = self.config.micro_batch();
         let position = self.data.state();
         let data = &mut self.data;
-        let sent = self
-            .engine
-            .submit(self.gpu, self.step, || data.next_batch(micro))?;
+        let sent = match self.parallel.as_mut() {
+            None => self
+                .engine
+                .submit(self.gpu, self.step, || data.next_batch(micro))?,
+            Some(p) => {
+                let (sent, comm) = p.submit(self.gpu, &mut self.engine, self.step, || {
+                    data.next_batch(micro)
+                })?;
+                self.log.write(sent.step, &p.comm_values(comm))?;
+                sent
+            }
+        };
         if sent.reset {
             self.resets.push(sent.step);
             self.log.write(sent.step, &[("relora/reset", 1.0)])?;
@@ -463,7 +526,8 @@ impl<'g> Trainer<'g> {
         let mut last_checkpoint = None;
         let mut interrupted = false;
         while self.step < max {
-            if stop.load(Ordering::SeqCst) {
+            // Every rank stops at the same step (any rank's Ctrl-C stops all).
+            if self.stop_requested(stop.load(Ordering::SeqCst))? {
                 interrupted = true;
                 break;
             }
@@ -535,119 +599,6 @@ impl<'g> Trainer<'g> {
         })
     }
 
-    /// The configured evaluations (see [`Trainer::evaluate`]), written to the metrics log.
-    pub fn evaluate_and_log(&mut self, bar: &indicatif::ProgressBar) -> Result<Vec<(String, f64)>> {
-        let results = self.evaluate()?;
-        if !results.is_empty() {
-            let values: Vec<(&str, f64)> = results.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-            self.log.write(self.step, &values)?;
-            let line: Vec<String> = results.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-            bar.println(format!("step {}: {}", self.step, line.join(", ")));
-        }
-        Ok(results)
-    }
-
-    /// The configured evaluations on the current weights, on the no-dropout forward:
-    /// `paloma` (`eval/paloma`, the mean of the held-out documents' perplexities by Paloma's
-    /// rule, as `wgtrain eval --documents`; `eval/paloma_pooled`, the token-pooled perplexity;
-    /// `eval/paloma_documents` and `eval/paloma_tokens`, the documents and tokens scored),
-    /// `perplexity` (`eval/perplexity` and `eval/loss`, over held-out windows of the training
-    /// data) and `blimp` (`eval/blimp`).
-    pub fn evaluate(&mut self) -> Result<Vec<(String, f64)>> {
-        let gpu = self.gpu;
-        let mut out = Vec::new();
-        if let Some(p) = &self.paloma {
-            let r = pollster::block_on(crate::eval::perplexity_per_document(
-                gpu,
-                &self.engine.model,
-                &p.documents,
-                p.options,
-            ))?;
-            let scored = p.documents.len() - r.skipped;
-            out.push(("eval/paloma".to_string(), r.mean_perplexity));
-            out.push(("eval/paloma_pooled".to_string(), r.pooled.perplexity));
-            out.push(("eval/paloma_documents".to_string(), scored as f64));
-            out.push(("eval/paloma_tokens".to_string(), r.pooled.tokens as f64));
-        }
-        let metrics = &self.config.evaluation.metrics;
-        if metrics.iter().any(|m| m == "perplexity") {
-            if let Some(h) = &self.heldout {
-                let windows = h.num_windows().min(
-                    (self.config.evaluation.perplexity_batches * self.engine.model.batch) as u64,
-                );
-                let mut tokens = Vec::new();
-                for i in 0..windows {
-                    tokens.extend(h.window(i)?);
-                }
-                // Windows are scored as one stream cut at the model's length.
-                let report = pollster::block_on(crate::eval::perplexity::perplexity(
-                    gpu,
-                    &self.engine.model,
-                    &tokens,
-                ))?;
-                out.push(("eval/perplexity".to_string(), report.perplexity));
-                out.push(("eval/loss".to_string(), report.mean_nll));
-            }
-        }
-        if metrics.iter().any(|m| m == "blimp") {
-            if let (Some(dir), Some(tok)) = (&self.config.evaluation.blimp_dir, &self.tokenizer) {
-                let bos = tok.eos_id().unwrap_or(0);
-                let encode = |s: &str| tok.encode(s).unwrap_or_default();
-                let report = pollster::block_on(crate::eval::blimp::blimp(
-                    gpu,
-                    &self.engine.model,
-                    &encode,
-                    bos,
-                    Path::new(dir),
-                    self.config.evaluation.blimp_limit,
-                ))?;
-                out.push(("eval/blimp".to_string(), report.mean_accuracy));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Learning-dynamics metrics of the configured matrices, as in the study: the weights
-    /// (for ReLoRA the effective `W + s·B·A`) and the updates (the last step's gradients; for
-    /// ReLoRA the adapters' `s·B·A`). OV circuits (per head, and their mean) are measured for
-    /// the weights only, as pico-analyze does. Keys: `dynamics/{matrix}/{weights|update}/{metric}`.
-    pub fn dynamics(&mut self) -> Result<Vec<(String, f64)>> {
-        use crate::metrics::dynamics::{
-            default_matrices, is_ov_name, measure_matrices, model_matrix,
-        };
-        let gpu = self.gpu;
-        let names = self
-            .config
-            .evaluation
-            .dynamics_matrices
-            .clone()
-            .unwrap_or_else(|| default_matrices(&self.model_config));
-        let updates: Vec<String> = names.iter().filter(|n| !is_ov_name(n)).cloned().collect();
-        let mut kinds = vec![("weights", false, names)];
-        if self.config.evaluation.dynamics_updates {
-            kinds.push(("update", true, updates));
-        }
-        let mut out = Vec::new();
-        for (kind, update, names) in kinds {
-            let model = &self.engine.model;
-            let measured = pollster::block_on(measure_matrices(
-                gpu,
-                &mut self.dynamics_plans,
-                &self.model_config,
-                &names,
-                |name| model_matrix(gpu, model, name, update),
-            ))?;
-            for (name, r) in measured {
-                let key = |metric: &str| format!("dynamics/{name}/{kind}/{metric}");
-                out.push((key("per"), r.per as f64));
-                out.push((key("condition_number"), r.condition_number as f64));
-                out.push((key("frobenius"), r.frobenius as f64));
-                out.push((key("spectral"), r.spectral as f64));
-            }
-        }
-        Ok(out)
-    }
-
     /// Write a checkpoint of the current state to `run/checkpoints/step_N` (atomically) and
     /// point `run/checkpoints/latest` at it.
     pub fn save(&mut self) -> Result<PathBuf> {
@@ -667,17 +618,26 @@ impl<'g> Trainer<'g> {
         let state_json =
             serde_json::to_string_pretty(&state).map_err(|e| Error::Invalid(e.to_string()))?;
         let tokenizer = self.tokenizer.as_ref().and_then(|t| t.path());
-        let dir = write_checkpoint(
-            &ckpt_root,
-            self.step,
-            &CheckpointFiles {
-                params: &params,
-                moments: &moments,
-                config_json: &self.model_config.to_json_string(),
-                trainer_state_json: &state_json,
-                tokenizer,
-            },
-        )?;
+        let files = CheckpointFiles {
+            params: &params,
+            moments: &moments,
+            config_json: &self.model_config.to_json_string(),
+            trainer_state_json: &state_json,
+            tokenizer,
+        };
+        let dir = match &self.parallel {
+            None => write_checkpoint(&ckpt_root, self.step, &files)?,
+            // Rank 0 writes; every rank learns whether it could and checks its weights
+            // still equal rank 0's.
+            Some(p) => {
+                let written = p
+                    .is_leader()
+                    .then(|| write_checkpoint(&ckpt_root, self.step, &files));
+                let dir = ckpt_root.join(super::checkpoint_write::step_dir_name(self.step));
+                self.after_save(written, &dir, &params, &moments)?;
+                dir
+            }
+        };
         self.last_checkpoint = Some(dir.clone());
         Ok(dir)
     }

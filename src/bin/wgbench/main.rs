@@ -8,6 +8,8 @@ use wgtrain::gpu::{shaders, Backend, Dispatch};
 use wgtrain::ops::{Matmul, MatmulSpec};
 use wgtrain::{Gpu, GpuOptions, Tensor};
 
+#[cfg(feature = "mpi")]
+mod allreduce;
 mod demo;
 mod step;
 mod svd;
@@ -88,6 +90,17 @@ enum Command {
         /// Also run the ReLoRA session (r 8, reset every 100).
         #[arg(long)]
         relora: bool,
+    },
+    /// The data-parallel gradient exchange (fixed-tree all-gather) on pico's gradient sizes
+    /// against MPI_Allreduce in the same run: `mpirun -np N wgbench allreduce` (needs the
+    /// `mpi` feature).
+    #[cfg(feature = "mpi")]
+    Allreduce {
+        /// Presets whose gradients are exchanged, comma-separated.
+        #[arg(long, default_value = "tiny,small")]
+        presets: String,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
     },
 }
 
@@ -315,6 +328,8 @@ fn main() -> ExitCode {
             relora,
             logits_rows,
         ),
+        #[cfg(feature = "mpi")]
+        Command::Allreduce { presets, repeats } => allreduce::bench_allreduce(&presets, repeats),
         Command::Demo {
             backend,
             d_model,

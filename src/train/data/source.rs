@@ -142,6 +142,29 @@ impl DataSource {
         Ok(out)
     }
 
+    /// A hash of what this source serves: its sizes, its position and the ids of up to 64
+    /// windows spread over the split. Data-parallel ranks compare it to refuse a rank that
+    /// reads other data (or other tokens of the same files).
+    pub fn fingerprint(&self) -> Result<u64> {
+        use crate::train::tokenizer::{fnv1a64, FNV_OFFSET};
+        let s = self.state();
+        let head = [
+            self.total_tokens,
+            self.total_windows,
+            s.windows,
+            s.seq_len as u64,
+            s.epoch,
+            s.position,
+        ];
+        let mut h = fnv1a64(FNV_OFFSET, bytemuck::cast_slice(&head));
+        let n = self.num_windows();
+        for k in 0..n.min(64) {
+            let ids = self.window(k * n / n.min(64))?;
+            h = fnv1a64(h, bytemuck::cast_slice(&ids));
+        }
+        Ok(h)
+    }
+
     /// Where the stream is: save it to resume with [`DataSource::restore`].
     pub fn state(&self) -> DataState {
         DataState {
