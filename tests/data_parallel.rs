@@ -178,10 +178,10 @@ fn a_run_of_two_ranks_continues_on_one_exactly() {
     assert_same(&whole, &resumed, 4, "2 ranks vs 2 then 1");
 }
 
-#[test]
-fn a_killed_rank_stops_the_run_and_its_checkpoint_survives() {
-    let _one = one_job();
-    let dir = common::temp_path("dp-killed");
+/// A two-rank run of four steps with `fault` injected and waits bounded by `timeout` seconds,
+/// which must fail: its run directory, what it printed and how long it took.
+fn faulty_run(tag: &str, fault: &str, timeout: &str) -> (PathBuf, String, Duration) {
+    let dir = common::temp_path(tag);
     let config = write_config(&dir, &yaml(false, 4));
     let run = dir.join("run");
     let t0 = Instant::now();
@@ -194,17 +194,20 @@ fn a_killed_rank_stops_the_run_and_its_checkpoint_survives() {
             "--run-dir",
             run.to_str().unwrap(),
             "--rank-timeout",
-            "30",
+            timeout,
         ],
-        &[("WGTRAIN_TEST_FAULT", "1:die:3")],
+        &[("WGTRAIN_TEST_FAULT", fault)],
     );
     let said = text(&out);
     assert!(!out.status.success(), "{said}");
-    assert!(
-        t0.elapsed() < Duration::from_secs(120),
-        "took {:?}",
-        t0.elapsed()
-    );
+    (run, said, t0.elapsed())
+}
+
+#[test]
+fn a_killed_rank_stops_the_run_and_its_checkpoint_survives() {
+    let _one = one_job();
+    let (run, said, took) = faulty_run("dp-killed", "1:die:3", "30");
+    assert!(took < Duration::from_secs(120), "took {took:?}");
     assert!(said.contains("rank 1"), "the dead rank is named:\n{said}");
     assert!(
         said.contains("--resume") && said.contains("step_000002"),
@@ -218,30 +221,8 @@ fn a_killed_rank_stops_the_run_and_its_checkpoint_survives() {
 #[test]
 fn a_hung_rank_is_named_within_the_timeout() {
     let _one = one_job();
-    let dir = common::temp_path("dp-hung");
-    let config = write_config(&dir, &yaml(false, 4));
-    let run = dir.join("run");
-    let t0 = Instant::now();
-    let out = mpirun(
-        2,
-        &[
-            "train",
-            "--config",
-            config.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-            "--rank-timeout",
-            "5",
-        ],
-        &[("WGTRAIN_TEST_FAULT", "1:hang:3")],
-    );
-    let said = text(&out);
-    assert!(!out.status.success(), "{said}");
-    assert!(
-        t0.elapsed() < Duration::from_secs(90),
-        "took {:?}",
-        t0.elapsed()
-    );
+    let (run, said, took) = faulty_run("dp-hung", "1:hang:3", "5");
+    assert!(took < Duration::from_secs(90), "took {took:?}");
     assert!(
         said.contains("rank 1 (host") && said.contains("has not reached step 3 within 5 s"),
         "{said}"
