@@ -370,6 +370,9 @@ impl Gpu {
                     source: wgpu::ShaderSource::Wgsl(shader.code.into()),
                 })
         });
+        // Pipeline compilation can dominate a first run (GL compiles at creation): logged.
+        #[cfg(not(target_arch = "wasm32"))]
+        let started = std::time::Instant::now();
         let pipeline = Arc::new(self.device.create_compute_pipeline(
             &wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
@@ -380,6 +383,12 @@ impl Gpu {
                 cache: None,
             },
         ));
+        #[cfg(not(target_arch = "wasm32"))]
+        log::info!(
+            "pipeline {}:{entry} compiled in {:.3} s",
+            shader.file,
+            started.elapsed().as_secs_f64()
+        );
         self.pipelines.lock().unwrap().insert(key, pipeline.clone());
         pipeline
     }
