@@ -88,18 +88,27 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// `mpirun -np N wgtrain train --config CONFIG --run-dir RUN EXTRA...` with `env`.
+fn mpirun_train(
+    n: usize,
+    config: &Path,
+    run: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
+    let mut args = vec![
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--run-dir",
+        run.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    mpirun(n, &args, env)
+}
+
 fn train(n: usize, config: &Path, run: &Path) -> String {
-    let out = mpirun(
-        n,
-        &[
-            "train",
-            "--config",
-            config.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = mpirun_train(n, config, run, &[], &[]);
     assert!(out.status.success(), "{n} ranks failed:\n{}", text(&out));
     text(&out)
 }
@@ -185,17 +194,11 @@ fn faulty_run(tag: &str, fault: &str, timeout: &str) -> (PathBuf, String, Durati
     let config = write_config(&dir, &yaml(false, 4));
     let run = dir.join("run");
     let t0 = Instant::now();
-    let out = mpirun(
+    let out = mpirun_train(
         2,
-        &[
-            "train",
-            "--config",
-            config.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-            "--rank-timeout",
-            timeout,
-        ],
+        &config,
+        &run,
+        &["--rank-timeout", timeout],
         &[("WGTRAIN_TEST_FAULT", fault)],
     );
     let said = text(&out);
@@ -256,17 +259,7 @@ fn set_ups_that_cannot_work_are_refused_with_the_reason() {
     // More ranks than micro-batches.
     let config = write_config(&dir.join("one"), &yaml(false, 1));
     let run = dir.join("too-many");
-    let out = mpirun(
-        2,
-        &[
-            "train",
-            "--config",
-            config.to_str().unwrap(),
-            "--run-dir",
-            run.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = mpirun_train(2, &config, &run, &[], &[]);
     let said = text(&out);
     assert!(!out.status.success());
     assert!(

@@ -244,11 +244,11 @@ fn train_on(
         ..Default::default()
     };
     // A rank without an adapter still joins the start, to tell the others.
-    let gpu = Gpu::new_blocking(options);
-    if world.is_none() {
-        gpu.as_ref()
-            .map_err(|e| wgtrain::Error::NoAdapter(e.to_string()))?;
-    }
+    let gpu = match Gpu::new_blocking(options) {
+        // Alone, the error is the run's.
+        Err(e) if world.is_none() => return Err(e),
+        opened => opened,
+    };
     let gpu_ref = || {
         gpu.as_ref()
             .map_err(|e| wgtrain::Error::NoAdapter(format!("no adapter for this rank: {e}")))

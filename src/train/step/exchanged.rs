@@ -25,12 +25,14 @@ pub struct GradientStaging {
     len: usize,
 }
 
-/// One staging buffer and the device ranges copied into it: (parameter index, or `None` for
-/// the loss; piece index; bytes) in order.
+/// A device range copied into staging: (parameter index, or `None` for the loss; piece
+/// index; bytes).
+type StagedRange = (Option<usize>, usize, u64);
+
+/// One staging buffer and the device ranges copied into it, in order.
 struct Chunk {
     buffer: wgpu::Buffer,
-    copies: Vec<(Option<usize>, usize, u64)>,
-    bytes: u64,
+    copies: Vec<StagedRange>,
 }
 
 impl GradientStaging {
@@ -47,38 +49,34 @@ impl GradientStaging {
             }
         }
         ranges.push((None, 0, 4));
-        let mut chunks: Vec<Chunk> = Vec::new();
+        // Group the ranges into buffers of at most `limit` bytes, then create each buffer.
+        let mut groups: Vec<(Vec<StagedRange>, u64)> = Vec::new();
         let mut len = 0;
         for (param, piece, bytes) in ranges {
             if bytes == 0 {
                 continue;
             }
             len += (bytes / 4) as usize;
-            let fits = chunks.last().is_some_and(|c| c.bytes + bytes <= limit);
-            if !fits {
-                chunks.push(Chunk {
-                    buffer: gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("gradient staging"),
-                        size: 4,
-                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                        mapped_at_creation: false,
-                    }),
-                    copies: Vec::new(),
-                    bytes: 0,
-                });
+            match groups.last_mut() {
+                Some((copies, total)) if *total + bytes <= limit => {
+                    copies.push((param, piece, bytes));
+                    *total += bytes;
+                }
+                _ => groups.push((vec![(param, piece, bytes)], bytes)),
             }
-            let c = chunks.last_mut().expect("a chunk was just pushed");
-            c.copies.push((param, piece, bytes));
-            c.bytes += bytes;
         }
-        for c in &mut chunks {
-            c.buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("gradient staging"),
-                size: c.bytes,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-        }
+        let chunks = groups
+            .into_iter()
+            .map(|(copies, bytes)| Chunk {
+                buffer: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("gradient staging"),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+                copies,
+            })
+            .collect();
         Ok(GradientStaging { chunks, len })
     }
 
