@@ -1,19 +1,40 @@
 //! Causal grouped-query attention on the GPU, forward and backward, against the CPU reference
 //! (whose backward is itself checked by finite differences in `reference_gradients.rs`).
 //! Shapes cover T = 1, odd and prime lengths, several query and key blocks, every pico
-//! head_dim (8, 32, 64, 128) and tiny ones, and both H = KV and H = 3 KV.
+//! head_dim (8, 32, 64, 128) and tiny ones, and both H = KV and H = 3 KV. Every test runs
+//! each kernel variant (tiled and rows), pinned.
 
 mod common;
 
-use common::{assert_close, gpu, random};
+use common::{assert_close, gpu, gpu_with, random};
 use std::time::Instant;
+use wgtrain::formulas::kernels::KernelPins;
 use wgtrain::gpu::{run_all, DType, Gpu};
-use wgtrain::ops::attention::{self, AttentionShape};
-use wgtrain::{reference, Error, Tensor};
+use wgtrain::ops::attention::{self, AttentionKernel, AttentionShape};
+use wgtrain::{reference, Error, GpuOptions, Tensor};
 
 /// f32 kernels against the f64 reference: |got - want| <= ATOL + RTOL * |want|.
 const ATOL: f32 = 1e-5;
 const RTOL: f32 = 1e-4;
+
+/// One device per attention variant, each pinned to it.
+fn variant_gpus() -> Vec<(AttentionKernel, Gpu)> {
+    AttentionKernel::VARIANTS
+        .iter()
+        .map(|&attention| {
+            let kernels = KernelPins {
+                attention,
+                ..KernelPins::default()
+            };
+            let gpu = gpu_with(GpuOptions {
+                kernels,
+                ..GpuOptions::default()
+            });
+            assert_eq!(attention::kernel_for(&gpu, 8), attention);
+            (attention, gpu)
+        })
+        .collect()
+}
 
 fn upload(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Tensor {
     Tensor::from_f32(gpu, shape, data).unwrap()
@@ -97,13 +118,14 @@ fn inputs(s: AttentionShape, seed: u64, amplitude: f32) -> Inputs {
 }
 
 fn check_against_reference(gpu: &Gpu, s: AttentionShape, amplitude: f32) {
+    let variant = attention::kernel_for(gpu, s.head_dim);
     let x = inputs(s, 100 + s.seq as u64 * 7 + s.head_dim as u64, amplitude);
     let start = Instant::now();
     let got = run(gpu, s, &x.q, &x.k, &x.v, &x.dout);
     let gpu_time = start.elapsed();
     let (out, lse) = reference::attention::attention(&x.q, &x.k, &x.v, s);
     let (dq, dk, dv) = reference::attention::attention_backward(&x.q, &x.k, &x.v, &x.dout, s);
-    let what = format!("{s:?} x{amplitude}");
+    let what = format!("{variant} {s:?} x{amplitude}");
     let mut worst = 0.0f32;
     for (name, g, w) in [
         ("out", &got.out, &out),
@@ -124,7 +146,12 @@ fn check_against_reference(gpu: &Gpu, s: AttentionShape, amplitude: f32) {
 
 #[test]
 fn attention_matches_the_reference() {
-    let gpu = gpu();
+    for (_, gpu) in variant_gpus() {
+        every_shape_matches(&gpu);
+    }
+}
+
+fn every_shape_matches(gpu: &Gpu) {
     for (b, t, h, kv, hd) in [
         (1, 1, 1, 1, 2),
         (2, 7, 3, 1, 4),
@@ -138,7 +165,7 @@ fn attention_matches_the_reference() {
         (1, 131, 3, 1, 8),
         (1, 257, 2, 1, 64),
     ] {
-        check_against_reference(&gpu, AttentionShape::new(b, t, h, kv, hd), 1.0);
+        check_against_reference(gpu, AttentionShape::new(b, t, h, kv, hd), 1.0);
     }
 }
 
@@ -146,15 +173,21 @@ fn attention_matches_the_reference() {
 /// exact where a naive exp would overflow.
 #[test]
 fn attention_handles_large_scores() {
-    let gpu = gpu();
-    check_against_reference(&gpu, AttentionShape::new(1, 29, 2, 1, 16), 6.0);
+    for (_, gpu) in variant_gpus() {
+        check_against_reference(&gpu, AttentionShape::new(1, 29, 2, 1, 16), 6.0);
+    }
 }
 
 /// Changing tokens from `cut` on leaves the outputs, lse and dq of earlier tokens bitwise
 /// unchanged (dk and dv of early keys legitimately depend on later queries).
 #[test]
 fn future_tokens_do_not_affect_earlier_positions() {
-    let gpu = gpu();
+    for (_, gpu) in variant_gpus() {
+        future_tokens_leave_earlier_ones(&gpu);
+    }
+}
+
+fn future_tokens_leave_earlier_ones(gpu: &Gpu) {
     let s = AttentionShape::new(2, 23, 6, 2, 8);
     let cut = 11;
     let x = inputs(s, 5, 1.0);
@@ -174,8 +207,8 @@ fn future_tokens_do_not_affect_earlier_positions() {
         mix(&x.v, &y.v, s.kv_heads),
         mix(&x.dout, &y.dout, s.heads),
     );
-    let a = run(&gpu, s, &x.q, &x.k, &x.v, &x.dout);
-    let b = run(&gpu, s, &q2, &k2, &v2, &d2);
+    let a = run(gpu, s, &x.q, &x.k, &x.v, &x.dout);
+    let b = run(gpu, s, &q2, &k2, &v2, &d2);
     let early = |data: &[f32], heads: usize| -> Vec<f32> {
         let row = heads * s.head_dim;
         data.chunks(row)
@@ -195,11 +228,16 @@ fn future_tokens_do_not_affect_earlier_positions() {
 /// Same inputs, same bits: no atomics, fixed summation order.
 #[test]
 fn attention_is_deterministic() {
-    let gpu = gpu();
+    for (_, gpu) in variant_gpus() {
+        same_bits_twice(&gpu);
+    }
+}
+
+fn same_bits_twice(gpu: &Gpu) {
     let s = AttentionShape::new(1, 45, 6, 2, 32);
     let x = inputs(s, 9, 1.0);
-    let a = run(&gpu, s, &x.q, &x.k, &x.v, &x.dout);
-    let b = run(&gpu, s, &x.q, &x.k, &x.v, &x.dout);
+    let a = run(gpu, s, &x.q, &x.k, &x.v, &x.dout);
+    let b = run(gpu, s, &x.q, &x.k, &x.v, &x.dout);
     for (name, ga, gb) in [
         ("out", &a.out, &b.out),
         ("lse", &a.lse, &b.lse),

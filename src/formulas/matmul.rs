@@ -1,6 +1,8 @@
 //! What a matmul computes, shared by the GPU op and its CPU reference:
 //! `C = alpha * op(A) * op(B) + beta * C`, op = identity or transpose (see `ops::matmul`).
 
+pub use super::kernels::MatmulKernel;
+
 #[derive(Clone, Copy, Debug)]
 pub struct MatmulSpec {
     pub trans_a: bool,
@@ -51,12 +53,4 @@ impl MatmulSpec {
     pub fn with_kernel(self, kernel: MatmulKernel) -> Self {
         MatmulSpec { kernel, ..self }
     }
-}
-
-/// Which kernel runs: `Auto` picks `Rows` on software adapters and `Tiled` on GPUs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MatmulKernel {
-    Auto,
-    Rows,
-    Tiled,
 }

@@ -3,5 +3,6 @@
 //! reference stays an independent oracle, and production code never reaches into test code.
 
 pub mod attention;
+pub mod kernels;
 pub mod lora;
 pub mod matmul;

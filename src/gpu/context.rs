@@ -4,6 +4,7 @@
 use super::backend::{backend_of, Backend};
 use super::shaders::ShaderSource;
 use crate::error::{Error, Result};
+use crate::formulas::kernels::KernelPins;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +23,8 @@ pub struct GpuOptions {
     pub memory_bytes: Option<u64>,
     /// Which of the machine's adapters to open.
     pub adapter: AdapterPick,
+    /// Kernel variants pinned for every op on this device (`--kernel`); `Auto` by default.
+    pub kernels: KernelPins,
 }
 
 /// The adapter to open among those of the chosen backend.
@@ -199,6 +202,9 @@ fn wanted_features() -> wgpu::Features {
 /// How a device-lost report starts in the error sink.
 const DEVICE_LOST: &str = "the GPU device was lost";
 
+/// A compiled pipeline's identity: shader file, entry point, constants (`NAME=value,...`).
+type PipelineKey = (&'static str, &'static str, String);
+
 pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
@@ -208,8 +214,9 @@ pub struct Gpu {
     workgroups_limit: u32,
     memory_bytes: Option<u64>,
     errors: Arc<Mutex<Vec<String>>>,
+    kernels: KernelPins,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
 }
 
 impl Gpu {
@@ -284,6 +291,7 @@ impl Gpu {
             workgroups_limit,
             memory_bytes: options.memory_bytes,
             errors,
+            kernels: options.kernels,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
         })
@@ -330,6 +338,11 @@ impl Gpu {
         Some(kb * 1024)
     }
 
+    /// The kernel variants pinned for this device (`Auto` where none is).
+    pub fn kernels(&self) -> KernelPins {
+        self.kernels
+    }
+
     /// True for software adapters (lavapipe, SwiftShader, WARP), where kernels tuned for CPUs win.
     pub fn is_cpu(&self) -> bool {
         self.adapter.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
@@ -358,17 +371,41 @@ impl Gpu {
         shader: &ShaderSource,
         entry: &'static str,
     ) -> Arc<wgpu::ComputePipeline> {
-        let key = (shader.file, entry);
+        self.pipeline_with(shader, entry, &[])
+    }
+
+    /// As [`Gpu::pipeline`], with values for the shader's `override` constants (one pipeline
+    /// per set of values): how a kernel gets loop bounds the compiler can unroll.
+    pub fn pipeline_with(
+        &self,
+        shader: &ShaderSource,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> Arc<wgpu::ComputePipeline> {
+        let named: Vec<String> = constants.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let key = (shader.file, entry, named.join(","));
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return p.clone();
         }
         let mut modules = self.modules.lock().unwrap();
         let module = modules.entry(shader.file).or_insert_with(|| {
-            self.device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(shader.file),
-                    source: wgpu::ShaderSource::Wgsl(shader.code.into()),
-                })
+            let desc = wgpu::ShaderModuleDescriptor {
+                label: Some(shader.file),
+                source: wgpu::ShaderSource::Wgsl(shader.code.into()),
+            };
+            // Bounds checks stay. The loop-bounding counters wgpu would add to every loop go:
+            // they hide loop trip counts from the driver's compiler, which then cannot unroll
+            // the short constant loops over a row or keep the row in registers (attention's
+            // backward ran 2-3x slower on lavapipe with them). They exist against infinite
+            // loops in untrusted shaders; every loop in shaders/ has a bound (a counter
+            // against a uniform or constant limit, or a break at a fixed count).
+            let checks = wgpu::ShaderRuntimeChecks {
+                force_loop_bounding: false,
+                ..wgpu::ShaderRuntimeChecks::checked()
+            };
+            // SAFETY: the only check turned off is loop bounding, and no loop in our shaders
+            // can run forever (see above).
+            unsafe { self.device.create_shader_module_trusted(desc, checks) }
         });
         // Pipeline compilation can dominate a first run (GL compiles at creation): logged.
         #[cfg(not(target_arch = "wasm32"))]
@@ -379,14 +416,18 @@ impl Gpu {
                 layout: None,
                 module,
                 entry_point: Some(entry),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    ..Default::default()
+                },
                 cache: None,
             },
         ));
         #[cfg(not(target_arch = "wasm32"))]
         log::info!(
-            "pipeline {}:{entry} compiled in {:.3} s",
+            "pipeline {}:{entry} {} compiled in {:.3} s",
             shader.file,
+            key.2,
             started.elapsed().as_secs_f64()
         );
         self.pipelines.lock().unwrap().insert(key, pipeline.clone());

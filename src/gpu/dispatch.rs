@@ -42,7 +42,20 @@ impl Dispatch {
         buffers: &[(u32, &wgpu::Buffer)],
         workgroups: [u32; 3],
     ) -> Dispatch {
-        let pipeline = gpu.pipeline(shader, entry);
+        Self::with_constants(gpu, shader, entry, &[], params, buffers, workgroups)
+    }
+
+    /// As [`Dispatch::with_bindings`], with values for the shader's `override` constants.
+    pub fn with_constants(
+        gpu: &Gpu,
+        shader: &ShaderSource,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+        params: &[u8],
+        buffers: &[(u32, &wgpu::Buffer)],
+        workgroups: [u32; 3],
+    ) -> Dispatch {
+        let pipeline = gpu.pipeline_with(shader, entry, constants);
         let uniform = gpu
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {

@@ -38,6 +38,7 @@ shader!(ELEMENTWISE, "elementwise.wgsl", prelude: ["grid"]);
 shader!(EMBEDDING, "embedding.wgsl", prelude: ["grid"]);
 shader!(ADAMW, "adamw.wgsl", prelude: ["grid_3d", "workgroup_sum"]);
 shader!(ATTENTION, "attention.wgsl", prelude: ["grid"]);
+shader!(ATTENTION_ROWS, "attention_rows.wgsl", prelude: ["grid"]);
 shader!(ATTENTION_DECODE, "attention_decode.wgsl", prelude: ["grid"]);
 shader!(MATMUL, "matmul.wgsl", prelude: ["grid_3d"]);
 shader!(MATMUL_BASELINE, "matmul_baseline.wgsl");
@@ -56,6 +57,7 @@ shader!(LORA, "lora.wgsl", prelude: ["grid"]);
 pub const ALL: &[&ShaderSource] = &[
     &ADAMW,
     &ATTENTION,
+    &ATTENTION_ROWS,
     &ATTENTION_DECODE,
     &MATMUL,
     &MATMUL_BASELINE,

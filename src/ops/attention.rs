@@ -9,10 +9,33 @@
 
 use super::common::{grid_2d, to_u32, whole};
 use crate::error::{Error, Result};
-use crate::gpu::shaders::ATTENTION;
+use crate::gpu::shaders::{ATTENTION, ATTENTION_ROWS};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 
 pub use crate::formulas::attention::AttentionShape;
+pub use crate::formulas::kernels::AttentionKernel;
+
+/// The variant that runs on `gpu` for heads of `head_dim`: its pin, else rows on software
+/// adapters (where workgroup memory and barriers only cost) and tiles on GPUs. The rows
+/// kernel reads heads as vec4s, so where 4 does not divide `head_dim` the tiles run.
+pub fn kernel_for(gpu: &Gpu, head_dim: usize) -> AttentionKernel {
+    let chosen = match gpu.kernels().attention {
+        AttentionKernel::Auto if gpu.is_cpu() => AttentionKernel::Rows,
+        AttentionKernel::Auto => AttentionKernel::Tiled,
+        pinned => pinned,
+    };
+    if chosen == AttentionKernel::Rows && !head_dim.is_multiple_of(4) {
+        AttentionKernel::Tiled
+    } else {
+        chosen
+    }
+}
+
+/// The largest head_dim whose rows kernels get constant, unrollable loops.
+const ROWS_UNROLLED_HEAD_DIM: usize = 32;
+
+/// Rows per workgroup of `attention_rows.wgsl` (its WG).
+const ROWS_PER_GROUP: usize = 16;
 
 /// Largest head_dim the kernels' fixed workgroup tiles hold.
 pub const MAX_HEAD_DIM: usize = 128;
@@ -125,8 +148,17 @@ fn expect<'t>(
     whole(t, op, name)
 }
 
-fn params(gpu: &Gpu, s: &AttentionShape, kernel: Kernel) -> Result<(Params, [u32; 3])> {
-    let (bq, bk) = block_sizes(kernel, s.head_dim);
+fn params(
+    gpu: &Gpu,
+    s: &AttentionShape,
+    kernel: Kernel,
+    variant: AttentionKernel,
+) -> Result<(Params, [u32; 3])> {
+    let (bq, bk) = if variant == AttentionKernel::Rows && kernel != Kernel::Delta {
+        (ROWS_PER_GROUP, ROWS_PER_GROUP)
+    } else {
+        block_sizes(kernel, s.head_dim)
+    };
     let (blocks, total) = match kernel {
         Kernel::Forward | Kernel::Dq => {
             let blocks = s.seq.div_ceil(bq);
@@ -185,15 +217,53 @@ pub fn forward(
     if s.batch == 0 || s.seq == 0 {
         return Ok(Vec::new());
     }
-    let (p, grid) = params(gpu, s, Kernel::Forward)?;
-    Ok(vec![Dispatch::with_bindings(
-        gpu,
-        &ATTENTION,
-        "attention_forward",
-        bytemuck::bytes_of(&p),
-        &bufs,
-        grid,
-    )])
+    Ok(vec![kernel_dispatch(gpu, s, Kernel::Forward, &bufs)?])
+}
+
+/// The dispatch of one kernel of the variant that runs on `gpu`.
+fn kernel_dispatch(
+    gpu: &Gpu,
+    s: &AttentionShape,
+    kernel: Kernel,
+    bufs: &[(u32, &wgpu::Buffer)],
+) -> Result<Dispatch> {
+    let variant = kernel_for(gpu, s.head_dim);
+    let (p, grid) = params(gpu, s, kernel, variant)?;
+    let p = bytemuck::bytes_of(&p);
+    let rows_entry = match kernel {
+        Kernel::Forward => "attention_rows_forward",
+        Kernel::Dq => "attention_rows_dq",
+        Kernel::Dkv => "attention_rows_dkv",
+        // One short pass over rows, shared by both variants.
+        Kernel::Delta => "",
+    };
+    if variant == AttentionKernel::Rows && !rows_entry.is_empty() {
+        // Loops over heads up to 32 wide unroll; larger ones keep a loop (see the shader).
+        let n4 = if s.head_dim <= ROWS_UNROLLED_HEAD_DIM {
+            s.head_dim / 4
+        } else {
+            0
+        };
+        let hd = [("HD4", n4 as f64)];
+        return Ok(Dispatch::with_constants(
+            gpu,
+            &ATTENTION_ROWS,
+            rows_entry,
+            &hd,
+            p,
+            bufs,
+            grid,
+        ));
+    }
+    let entry = match kernel {
+        Kernel::Forward => "attention_forward",
+        Kernel::Delta => "attention_backward_delta",
+        Kernel::Dq => "attention_backward_dq",
+        Kernel::Dkv => "attention_backward_dkv",
+    };
+    Ok(Dispatch::with_bindings(
+        gpu, &ATTENTION, entry, p, bufs, grid,
+    ))
 }
 
 /// dq, dk, dv (overwritten) from `dout`, using the forward's `q`, `k`, `v`, `out` and `lse`.
@@ -233,26 +303,11 @@ pub fn backward(
     if s.batch == 0 || s.seq == 0 {
         return Ok(Vec::new());
     }
-    let dispatch = |kernel, entry, bufs: &[(u32, &wgpu::Buffer)]| -> Result<Dispatch> {
-        let (p, grid) = params(gpu, s, kernel)?;
-        Ok(Dispatch::with_bindings(
-            gpu,
-            &ATTENTION,
-            entry,
-            bytemuck::bytes_of(&p),
-            bufs,
-            grid,
-        ))
-    };
+    let dispatch = |kernel, bufs: &[(u32, &wgpu::Buffer)]| kernel_dispatch(gpu, s, kernel, bufs);
     Ok(vec![
-        dispatch(
-            Kernel::Delta,
-            "attention_backward_delta",
-            &[(4, ob), (6, dob), (7, deb)],
-        )?,
+        dispatch(Kernel::Delta, &[(4, ob), (6, dob), (7, deb)])?,
         dispatch(
             Kernel::Dq,
-            "attention_backward_dq",
             &[
                 (1, qb),
                 (2, kb),
@@ -265,7 +320,6 @@ pub fn backward(
         )?,
         dispatch(
             Kernel::Dkv,
-            "attention_backward_dkv",
             &[
                 (1, qb),
                 (2, kb),

@@ -14,7 +14,7 @@ use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 fn resolve(kernel: MatmulKernel, gpu: &Gpu) -> (&'static str, u32, u32) {
     let rows = match kernel {
         MatmulKernel::Auto => gpu.is_cpu(),
-        MatmulKernel::Rows => true,
+        MatmulKernel::Rows | MatmulKernel::RowsWide => true,
         MatmulKernel::Tiled => false,
     };
     // (entry point, rows per tile, columns per tile), as the shader defines them.

@@ -10,6 +10,7 @@ use wgtrain::{Gpu, GpuOptions, Tensor};
 
 #[cfg(feature = "mpi")]
 mod allreduce;
+mod attention;
 mod demo;
 mod step;
 mod svd;
@@ -34,6 +35,19 @@ enum Command {
         #[arg(long, default_value_t = 2048)]
         max_square: usize,
         /// Timed repetitions per shape (after one warm-up).
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+    },
+    /// GFLOP/s of every attention variant (tiled, rows), forward and backward, at pico's head
+    /// shapes (tiny: 12/4 heads x 8, small: 12/4 x 32).
+    Attention {
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Sequence lengths, comma-separated.
+        #[arg(long, default_value = "128,512", value_delimiter = ',')]
+        seqs: Vec<usize>,
         #[arg(long, default_value_t = 3)]
         repeats: usize,
     },
@@ -308,6 +322,12 @@ fn main() -> ExitCode {
             max_square,
             repeats,
         } => bench_matmul(&backend, tokens, max_square, repeats),
+        Command::Attention {
+            backend,
+            batch,
+            seqs,
+            repeats,
+        } => attention::bench_attention(&backend, batch, &seqs, repeats),
         Command::Svd {
             backend,
             up_to,

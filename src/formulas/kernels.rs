@@ -1,0 +1,163 @@
+//! Which kernel variant runs an op. Every variant of an op computes the same thing; `Auto`
+//! lets the adapter decide (a heuristic, or for matmul a measurement cached per adapter), and
+//! a named variant pins it (`--kernel matmul=rows,attention=tiled`, or a test that checks
+//! each variant).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The matmul kernels of `shaders/matmul.wgsl`. All of them sum each output's K terms in the
+/// same order with the same fused multiply-adds, so they agree bit for bit: which one an
+/// adapter picks never changes a result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum MatmulKernel {
+    /// Measured per adapter and shape (see `ops::matmul_tune`).
+    #[default]
+    Auto,
+    /// Register-blocked rows, no workgroup memory: for software adapters.
+    Rows,
+    /// As `Rows`, with wider blocks (16 x 4 per lane) for adapters with many registers.
+    RowsWide,
+    /// 64 x 64 tiles staged in workgroup memory: for GPUs.
+    Tiled,
+}
+
+impl MatmulKernel {
+    /// The concrete variants, in the order the tuner tries them.
+    pub const VARIANTS: [MatmulKernel; 3] = [
+        MatmulKernel::Rows,
+        MatmulKernel::RowsWide,
+        MatmulKernel::Tiled,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulKernel::Auto => "auto",
+            MatmulKernel::Rows => "rows",
+            MatmulKernel::RowsWide => "rows_wide",
+            MatmulKernel::Tiled => "tiled",
+        }
+    }
+}
+
+/// The attention kernels: `attention.wgsl` (tiled) and `attention_rows.wgsl` (rows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum AttentionKernel {
+    /// Rows on software adapters, tiles on GPUs.
+    #[default]
+    Auto,
+    /// Query and key blocks staged in workgroup memory: for GPUs.
+    Tiled,
+    /// One row per invocation, no workgroup memory or barriers: for software adapters.
+    Rows,
+}
+
+impl AttentionKernel {
+    pub const VARIANTS: [AttentionKernel; 2] = [AttentionKernel::Tiled, AttentionKernel::Rows];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AttentionKernel::Auto => "auto",
+            AttentionKernel::Tiled => "tiled",
+            AttentionKernel::Rows => "rows",
+        }
+    }
+}
+
+impl fmt::Display for MatmulKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for AttentionKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The variant an adapter runs for each op: `Auto` unless pinned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct KernelPins {
+    pub matmul: MatmulKernel,
+    pub attention: AttentionKernel,
+}
+
+fn pick<T: Copy>(
+    op: &str,
+    value: &str,
+    variants: &[T],
+    name: impl Fn(T) -> &'static str,
+) -> Result<T, String> {
+    variants
+        .iter()
+        .copied()
+        .find(|&v| name(v) == value)
+        .ok_or_else(|| {
+            let names: Vec<&str> = variants.iter().map(|&v| name(v)).collect();
+            format!(
+                "unknown {op} kernel '{value}': choose one of {}",
+                names.join(", ")
+            )
+        })
+}
+
+impl FromStr for KernelPins {
+    type Err = String;
+
+    /// `op=variant` pairs separated by commas, e.g. `matmul=rows,attention=tiled`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut pins = KernelPins::default();
+        for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (op, value) = pair.split_once('=').ok_or_else(|| {
+                format!("'{pair}' is not op=variant (e.g. matmul=rows or attention=tiled)")
+            })?;
+            let all_m = [
+                MatmulKernel::Auto,
+                MatmulKernel::Rows,
+                MatmulKernel::RowsWide,
+                MatmulKernel::Tiled,
+            ];
+            let all_a = [
+                AttentionKernel::Auto,
+                AttentionKernel::Tiled,
+                AttentionKernel::Rows,
+            ];
+            match op.trim() {
+                "matmul" => pins.matmul = pick("matmul", value.trim(), &all_m, MatmulKernel::name)?,
+                "attention" => {
+                    pins.attention = pick("attention", value.trim(), &all_a, AttentionKernel::name)?
+                }
+                other => {
+                    return Err(format!(
+                        "unknown op '{other}' in --kernel: the ops with variants are matmul and attention"
+                    ))
+                }
+            }
+        }
+        Ok(pins)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_parse_and_bad_ones_are_explained() {
+        let p: KernelPins = "matmul=rows_wide, attention=rows".parse().unwrap();
+        assert_eq!(p.matmul, MatmulKernel::RowsWide);
+        assert_eq!(p.attention, AttentionKernel::Rows);
+        assert_eq!("".parse::<KernelPins>().unwrap(), KernelPins::default());
+        let e = "matmul=fast".parse::<KernelPins>().unwrap_err();
+        assert!(e.contains("rows, rows_wide, tiled"), "{e}");
+        assert!("softmax=rows"
+            .parse::<KernelPins>()
+            .unwrap_err()
+            .contains("unknown op"));
+        assert!("matmul"
+            .parse::<KernelPins>()
+            .unwrap_err()
+            .contains("op=variant"));
+    }
+}
