@@ -52,7 +52,17 @@ fn translate(src: &str) -> Result<usize, String> {
     let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
         .validate(&module)
         .map_err(|e| e.emit_to_string(src))?;
-    spv::write_vec(&module, &info, &spv::Options::default(), None)
+    // Pipeline-overridable constants (attention_rows' HD4) take their defaults, as the
+    // device does for any the host leaves unset.
+    let (module, info) = naga::back::pipeline_constants::process_overrides(
+        &module,
+        &info,
+        None,
+        &Default::default(),
+    )
+    .map_err(|e| format!("overrides: {e}"))?;
+    let (module, info) = (module.as_ref(), info.as_ref());
+    spv::write_vec(module, info, &spv::Options::default(), None)
         .map_err(|e| format!("SPIR-V: {e}"))?;
     let mut entries = 0;
     for ep in &module.entry_points {
@@ -62,8 +72,8 @@ fn translate(src: &str) -> Result<usize, String> {
         entries += 1;
         let entry = Some((ep.stage, ep.name.clone()));
         msl::write_string(
-            &module,
-            &info,
+            module,
+            info,
             &msl::Options::default(),
             &msl::PipelineOptions {
                 entry_point: entry.clone(),
@@ -77,7 +87,7 @@ fn translate(src: &str) -> Result<usize, String> {
         let hlsl_options = hlsl::Options::default();
         let mut out = String::new();
         hlsl::Writer::new(&mut out, &hlsl_options, &hlsl_pipeline)
-            .write(&module, &info, None)
+            .write(module, info, None)
             .map_err(|e| format!("HLSL {}: {e}", ep.name))?;
         let glsl_pipeline = glsl::PipelineOptions {
             shader_stage: ep.stage,
@@ -88,8 +98,8 @@ fn translate(src: &str) -> Result<usize, String> {
         let mut out = String::new();
         glsl::Writer::new(
             &mut out,
-            &module,
-            &info,
+            module,
+            info,
             &glsl_options,
             &glsl_pipeline,
             naga::proc::BoundsCheckPolicies::default(),
