@@ -26,7 +26,7 @@ fn bench(c: &mut Criterion) {
         let b = Tensor::zeros(&gpu, &b_shape, DType::F32).unwrap();
         let out = Tensor::zeros(&gpu, &[m, n], DType::F32).unwrap();
         group.throughput(Throughput::Elements((2 * m * k * n) as u64));
-        for kernel in [MatmulKernel::Rows, MatmulKernel::Tiled] {
+        for kernel in MatmulKernel::VARIANTS {
             let spec = MatmulSpec {
                 trans_b,
                 kernel,

@@ -1,4 +1,4 @@
-// prelude: grid_3d
+// prelude: grid_3d, matmul_common
 //
 // The matmul family: C = alpha * op(A) * op(B) + beta * C, batched and strided.
 //
@@ -8,98 +8,11 @@
 //
 // Workgroups are laid out linearly (tile_n fastest, then tile_m, then batch) and folded over
 // x, y and z when there are more than one dispatch dimension allows.
+//
+// The variants: matmul_tiled here (GPUs), and the register-blocked rows kernel
+// (prelude/matmul_rows.wgsl) at the tile shapes of the matmul_rows_*.wgsl files. Every one
+// sums an output's K terms in order, one fma each, from zero: they agree bit for bit.
 
-struct Params {
-    m: u32, n: u32, k: u32, batch: u32,
-    a_off: u32, a_rs: u32, a_cs: u32, a_bs: u32,
-    b_off: u32, b_rs: u32, b_cs: u32, b_bs: u32,
-    c_off: u32, c_rs: u32, c_bs: u32, groups_x: u32,
-    alpha: f32, beta: f32, tiles_m: u32, tiles_n: u32,
-    groups_y: u32, pad0: u32, pad1: u32, pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-
-struct Tile { batch: u32, m0: u32, n0: u32, valid: bool }
-
-fn tile_of(wid: vec3<u32>, tile_m: u32, tile_n: u32) -> Tile {
-    let linear = group_index_3d(wid);
-    let per_batch = p.tiles_m * p.tiles_n;
-    var t: Tile;
-    t.valid = linear < per_batch * p.batch;
-    t.batch = linear / per_batch;
-    let in_batch = linear % per_batch;
-    t.m0 = (in_batch / p.tiles_n) * tile_m;
-    t.n0 = (in_batch % p.tiles_n) * tile_n;
-    return t;
-}
-
-fn store(batch: u32, row: u32, col: u32, v: f32) {
-    if (row < p.m && col < p.n) {
-        let i = p.c_off + batch * p.c_bs + row * p.c_rs + col;
-        var out = p.alpha * v;
-        if (p.beta != 0.0) {
-            out = out + p.beta * c[i];
-        }
-        c[i] = out;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// matmul_rows: for software adapters (lavapipe, SwiftShader). On a CPU, workgroup memory is the
-// same cache as everything else, so staging tiles only costs copies and barriers. Instead each
-// workgroup owns ROWS_TM rows (the same for all its lanes) and each lane ROWS_TN columns,
-// strided by the workgroup width so neighbouring lanes read neighbouring B elements.
-// 8x4 per lane measured best on lavapipe (Mesa 25, AVX2) among 4x4, 6x2, 8x2, 8x1, 12x1, 16x1.
-
-const ROWS_WG: u32 = 16u;
-const ROWS_TM: u32 = 8u;
-const ROWS_TN: u32 = 4u;
-
-@compute @workgroup_size(16)
-fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let t = tile_of(wid, ROWS_TM, ROWS_WG * ROWS_TN);
-    if (!t.valid) {
-        return;
-    }
-    let a_base = p.a_off + t.batch * p.a_bs;
-    let b_base = p.b_off + t.batch * p.b_bs;
-    // Clamped indices keep every load in bounds without branching in the inner loop;
-    // the clamped rows and columns are simply not stored.
-    var a_row: array<u32, ROWS_TM>;
-    for (var i = 0u; i < ROWS_TM; i++) {
-        a_row[i] = a_base + min(t.m0 + i, p.m - 1u) * p.a_rs;
-    }
-    var b_col: array<u32, ROWS_TN>;
-    for (var j = 0u; j < ROWS_TN; j++) {
-        b_col[j] = b_base + min(t.n0 + lid.x + j * ROWS_WG, p.n - 1u) * p.b_cs;
-    }
-    var acc: array<array<f32, ROWS_TN>, ROWS_TM>;
-    for (var kk = 0u; kk < p.k; kk++) {
-        var bv: array<f32, ROWS_TN>;
-        let b_k = kk * p.b_rs;
-        for (var j = 0u; j < ROWS_TN; j++) {
-            bv[j] = b[b_col[j] + b_k];
-        }
-        let a_k = kk * p.a_cs;
-        for (var i = 0u; i < ROWS_TM; i++) {
-            let av = a[a_row[i] + a_k];
-            for (var j = 0u; j < ROWS_TN; j++) {
-                acc[i][j] = fma(av, bv[j], acc[i][j]);
-            }
-        }
-    }
-    for (var i = 0u; i < ROWS_TM; i++) {
-        for (var j = 0u; j < ROWS_TN; j++) {
-            store(t.batch, t.m0 + i, t.n0 + lid.x + j * ROWS_WG, acc[i][j]);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // matmul_tiled: for GPUs. 64x64 output tiles, 16-deep K slices staged in workgroup memory,
 // 16x16 threads each holding a 4x4 register block. A thread's outputs are strided by 16 so
 // that a warp reads consecutive workgroup-memory words. Tile loads follow whichever stride

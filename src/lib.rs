@@ -7,6 +7,7 @@
 //! [`eval`] and [`metrics`] train it, score it and measure its learning dynamics; [`demo`] is
 //! the browser demo's session. `docs/architecture.md` has the map and the data path.
 
+pub mod cache;
 pub mod demo;
 pub mod distributed;
 pub mod error;

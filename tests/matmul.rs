@@ -74,7 +74,7 @@ fn check(gpu: &Gpu, case: &Case, spec: MatmulSpec, seed: u64) -> usize {
 }
 
 const LAYOUTS: [(bool, bool); 3] = [(false, false), (false, true), (true, false)];
-const KERNELS: [MatmulKernel; 2] = [MatmulKernel::Rows, MatmulKernel::Tiled];
+const KERNELS: [MatmulKernel; 4] = MatmulKernel::VARIANTS;
 
 fn plain(m: usize, n: usize, k: usize) -> Case {
     Case {
@@ -306,7 +306,7 @@ fn more_workgroups_than_one_dimension_allows_on_the_real_limit() {
     check(
         &gpu,
         &case,
-        MatmulSpec::nn().with_kernel(MatmulKernel::Rows),
+        MatmulSpec::nn().with_kernel(MatmulKernel::Rows8x4),
         77,
     );
 }

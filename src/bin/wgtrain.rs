@@ -8,6 +8,8 @@ mod study;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use wgtrain::formulas::kernels::KernelPins;
+use wgtrain::gpu::tuning::Tuning;
 use wgtrain::gpu::{list_adapters, Backend};
 use wgtrain::metrics::plot::plot_logs;
 use wgtrain::model::decoder::Decoder;
@@ -23,6 +25,28 @@ use wgtrain::{Gpu, GpuOptions};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Pin kernel variants, e.g. `matmul=rows_16x8,attention=rows` (matmul: auto, rows_8x4,
+    /// rows_16x8, rows_8x8, tiled; attention: auto, tiled, rows). Every variant gives the
+    /// same results; by default each product's variant is measured once per adapter.
+    #[arg(long, global = true, value_name = "OP=VARIANT,...")]
+    kernel: Option<String>,
+    /// Choose `auto` kernels by a fixed rule (rows on software adapters, tiles on GPUs)
+    /// instead of measuring them (and keeping the choices in the cache directory).
+    #[arg(long, global = true)]
+    no_autotune: bool,
+}
+
+/// The kernel pins and tuning of the command line, for every device a command opens.
+static KERNEL_CHOICE: std::sync::OnceLock<(KernelPins, Tuning)> = std::sync::OnceLock::new();
+
+/// The options every device starts from: the command line's kernel pins and tuning.
+fn base_options() -> GpuOptions {
+    let (kernels, tuning) = KERNEL_CHOICE.get().copied().unwrap_or_default();
+    GpuOptions {
+        kernels,
+        tuning,
+        ..Default::default()
+    }
 }
 
 #[derive(Subcommand)]
@@ -241,7 +265,7 @@ fn train_on(
         backend: args.backend.parse()?,
         memory_bytes,
         adapter,
-        ..Default::default()
+        ..base_options()
     };
     // A rank without an adapter still joins the start, to tell the others.
     let gpu = match Gpu::new_blocking(options) {
@@ -399,7 +423,7 @@ fn make_trainer<'g>(
 fn open_gpu(backend: &str) -> wgtrain::Result<Gpu> {
     Gpu::new_blocking(GpuOptions {
         backend: backend.parse()?,
-        ..Default::default()
+        ..base_options()
     })
 }
 
@@ -658,7 +682,22 @@ fn main() -> ExitCode {
         env_logger::Env::default().default_filter_or("warn,wgpu_hal=off"),
     )
     .init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let pins = match cli.kernel.as_deref().map(str::parse::<KernelPins>) {
+        Some(Err(e)) => {
+            eprintln!("error: --kernel: {e}");
+            return ExitCode::FAILURE;
+        }
+        Some(Ok(p)) => p,
+        None => KernelPins::default(),
+    };
+    let tuning = if cli.no_autotune {
+        Tuning::Rule
+    } else {
+        Tuning::Measure
+    };
+    let _ = KERNEL_CHOICE.set((pins, tuning));
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -6,37 +6,49 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// The matmul kernels of `shaders/matmul.wgsl`. All of them sum each output's K terms in the
-/// same order with the same fused multiply-adds, so they agree bit for bit: which one an
-/// adapter picks never changes a result.
+/// The matmul kernels (`shaders/matmul.wgsl` and `shaders/matmul_rows_*.wgsl`). All of them
+/// sum each output's K terms in the same order with the same fused multiply-adds, so they
+/// agree bit for bit: which one an adapter picks never changes a result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum MatmulKernel {
-    /// Measured per adapter and shape (see `ops::matmul_tune`).
+    /// Measured per adapter and shape, the choice cached on disk (see `ops::matmul_tune`).
     #[default]
     Auto,
-    /// Register-blocked rows, no workgroup memory: for software adapters.
-    Rows,
-    /// As `Rows`, with wider blocks (16 x 4 per lane) for adapters with many registers.
-    RowsWide,
+    /// Register-blocked rows, no workgroup memory (software adapters): 8 rows per workgroup,
+    /// 4 columns per lane, 16 lanes.
+    Rows8x4,
+    /// As `Rows8x4` with 16 rows per workgroup, 8 columns per lane and 8 lanes.
+    Rows16x8,
+    /// As `Rows8x4` with 8 columns per lane and 8 lanes.
+    Rows8x8,
     /// 64 x 64 tiles staged in workgroup memory: for GPUs.
     Tiled,
 }
 
 impl MatmulKernel {
     /// The concrete variants, in the order the tuner tries them.
-    pub const VARIANTS: [MatmulKernel; 3] = [
-        MatmulKernel::Rows,
-        MatmulKernel::RowsWide,
+    pub const VARIANTS: [MatmulKernel; 4] = [
+        MatmulKernel::Rows8x4,
+        MatmulKernel::Rows16x8,
+        MatmulKernel::Rows8x8,
         MatmulKernel::Tiled,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
             MatmulKernel::Auto => "auto",
-            MatmulKernel::Rows => "rows",
-            MatmulKernel::RowsWide => "rows_wide",
+            MatmulKernel::Rows8x4 => "rows_8x4",
+            MatmulKernel::Rows16x8 => "rows_16x8",
+            MatmulKernel::Rows8x8 => "rows_8x8",
             MatmulKernel::Tiled => "tiled",
         }
+    }
+
+    /// The variant called `name` (as [`MatmulKernel::name`] spells it), `auto` included.
+    pub fn named(name: &str) -> Option<MatmulKernel> {
+        std::iter::once(MatmulKernel::Auto)
+            .chain(Self::VARIANTS)
+            .find(|k| k.name() == name)
     }
 }
 
@@ -105,19 +117,16 @@ fn pick<T: Copy>(
 impl FromStr for KernelPins {
     type Err = String;
 
-    /// `op=variant` pairs separated by commas, e.g. `matmul=rows,attention=tiled`.
+    /// `op=variant` pairs separated by commas, e.g. `matmul=rows_8x4,attention=tiled`.
     fn from_str(s: &str) -> Result<Self, String> {
         let mut pins = KernelPins::default();
         for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (op, value) = pair.split_once('=').ok_or_else(|| {
-                format!("'{pair}' is not op=variant (e.g. matmul=rows or attention=tiled)")
+                format!("'{pair}' is not op=variant (e.g. matmul=rows_8x4 or attention=tiled)")
             })?;
-            let all_m = [
-                MatmulKernel::Auto,
-                MatmulKernel::Rows,
-                MatmulKernel::RowsWide,
-                MatmulKernel::Tiled,
-            ];
+            let all_m: Vec<MatmulKernel> = std::iter::once(MatmulKernel::Auto)
+                .chain(MatmulKernel::VARIANTS)
+                .collect();
             let all_a = [
                 AttentionKernel::Auto,
                 AttentionKernel::Tiled,
@@ -145,12 +154,15 @@ mod tests {
 
     #[test]
     fn pins_parse_and_bad_ones_are_explained() {
-        let p: KernelPins = "matmul=rows_wide, attention=rows".parse().unwrap();
-        assert_eq!(p.matmul, MatmulKernel::RowsWide);
+        let p: KernelPins = "matmul=rows_8x8, attention=rows".parse().unwrap();
+        assert_eq!(p.matmul, MatmulKernel::Rows8x8);
         assert_eq!(p.attention, AttentionKernel::Rows);
         assert_eq!("".parse::<KernelPins>().unwrap(), KernelPins::default());
         let e = "matmul=fast".parse::<KernelPins>().unwrap_err();
-        assert!(e.contains("rows, rows_wide, tiled"), "{e}");
+        assert!(
+            e.contains("auto, rows_8x4, rows_16x8, rows_8x8, tiled"),
+            "{e}"
+        );
         assert!("softmax=rows"
             .parse::<KernelPins>()
             .unwrap_err()

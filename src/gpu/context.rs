@@ -3,6 +3,7 @@
 
 use super::backend::{backend_of, Backend};
 use super::shaders::ShaderSource;
+use super::tuning::{Tuning, TuningStore};
 use crate::error::{Error, Result};
 use crate::formulas::kernels::KernelPins;
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ pub struct GpuOptions {
     pub adapter: AdapterPick,
     /// Kernel variants pinned for every op on this device (`--kernel`); `Auto` by default.
     pub kernels: KernelPins,
+    /// How `Auto` kernels are chosen: measured (the default) or by a fixed rule.
+    pub tuning: Tuning,
 }
 
 /// The adapter to open among those of the chosen backend.
@@ -215,6 +218,7 @@ pub struct Gpu {
     memory_bytes: Option<u64>,
     errors: Arc<Mutex<Vec<String>>>,
     kernels: KernelPins,
+    tuning: TuningStore,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
 }
@@ -283,6 +287,8 @@ impl Gpu {
                 w.min(limits.max_compute_workgroups_per_dimension)
             })
             .max(1);
+        let sources: Vec<&str> = super::shaders::ALL.iter().map(|s| s.code).collect();
+        let tuning = TuningStore::open(&report, options.tuning, &sources);
         Ok(Gpu {
             device,
             queue,
@@ -292,6 +298,7 @@ impl Gpu {
             memory_bytes: options.memory_bytes,
             errors,
             kernels: options.kernels,
+            tuning,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
         })
@@ -341,6 +348,11 @@ impl Gpu {
     /// The kernel variants pinned for this device (`Auto` where none is).
     pub fn kernels(&self) -> KernelPins {
         self.kernels
+    }
+
+    /// The kernel choices measured on this adapter.
+    pub fn tuning(&self) -> &TuningStore {
+        &self.tuning
     }
 
     /// True for software adapters (lavapipe, SwiftShader, WARP), where kernels tuned for CPUs win.

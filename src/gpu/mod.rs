@@ -5,6 +5,7 @@ mod context;
 mod dispatch;
 pub mod shaders;
 mod tensor;
+pub mod tuning;
 
 pub use backend::Backend;
 pub use context::{list_adapters, AdapterPick, AdapterReport, Gpu, GpuOptions};

@@ -40,8 +40,22 @@ shader!(ADAMW, "adamw.wgsl", prelude: ["grid_3d", "workgroup_sum"]);
 shader!(ATTENTION, "attention.wgsl", prelude: ["grid"]);
 shader!(ATTENTION_ROWS, "attention_rows.wgsl", prelude: ["grid"]);
 shader!(ATTENTION_DECODE, "attention_decode.wgsl", prelude: ["grid"]);
-shader!(MATMUL, "matmul.wgsl", prelude: ["grid_3d"]);
-shader!(MATMUL_BASELINE, "matmul_baseline.wgsl");
+shader!(MATMUL, "matmul.wgsl", prelude: ["grid_3d", "matmul_common"]);
+shader!(
+    MATMUL_ROWS_8X4,
+    "matmul_rows_8x4.wgsl",
+    prelude: ["grid_3d", "matmul_common", "matmul_rows"]
+);
+shader!(
+    MATMUL_ROWS_16X8,
+    "matmul_rows_16x8.wgsl",
+    prelude: ["grid_3d", "matmul_common", "matmul_rows"]
+);
+shader!(
+    MATMUL_ROWS_8X8,
+    "matmul_rows_8x8.wgsl",
+    prelude: ["grid_3d", "matmul_common", "matmul_rows"]
+);
 shader!(REDUCE, "reduce.wgsl", prelude: ["workgroup_sum"]);
 shader!(RMSNORM, "rmsnorm.wgsl", prelude: ["grid", "workgroup_sum"]);
 shader!(ROPE, "rope.wgsl", prelude: ["grid"]);
@@ -60,7 +74,9 @@ pub const ALL: &[&ShaderSource] = &[
     &ATTENTION_ROWS,
     &ATTENTION_DECODE,
     &MATMUL,
-    &MATMUL_BASELINE,
+    &MATMUL_ROWS_8X4,
+    &MATMUL_ROWS_16X8,
+    &MATMUL_ROWS_8X8,
     &RMSNORM,
     &ROPE,
     &SWIGLU,

@@ -5,30 +5,54 @@
 //! `[.., N, K]` when `trans_b`), C is `[.., M, N]`. A 2-D A or B is broadcast over C's batch.
 //! `A·B`, `A·Bᵀ` and `Aᵀ·B` cover a linear layer's forward and both backward products.
 
+use super::matmul_tune::{self as tune, ProductShape};
 use crate::error::{Error, Result};
 pub use crate::formulas::matmul::{MatmulKernel, MatmulSpec};
-use crate::gpu::shaders::MATMUL;
+use crate::gpu::shaders::{
+    ShaderSource, MATMUL, MATMUL_ROWS_16X8, MATMUL_ROWS_8X4, MATMUL_ROWS_8X8,
+};
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 
-/// The entry point and tile of `kernel` on `gpu`.
-fn resolve(kernel: MatmulKernel, gpu: &Gpu) -> (&'static str, u32, u32) {
-    let rows = match kernel {
-        MatmulKernel::Auto => gpu.is_cpu(),
-        MatmulKernel::Rows | MatmulKernel::RowsWide => true,
-        MatmulKernel::Tiled => false,
+/// A concrete kernel: its shader, entry point, and the output tile one workgroup computes.
+#[derive(Clone, Copy)]
+struct Variant {
+    shader: &'static ShaderSource,
+    entry: &'static str,
+    tile_m: u32,
+    tile_n: u32,
+}
+
+/// The shader and tile of a concrete `kernel`. The rows tiles are ROWS_TM rows by
+/// ROWS_WG * ROWS_TN columns of each `matmul_rows_*.wgsl` (a test reads them back).
+fn variant(kernel: MatmulKernel) -> Variant {
+    let rows = |shader, tile_m, tile_n| Variant {
+        shader,
+        entry: "matmul_rows",
+        tile_m,
+        tile_n,
     };
-    // (entry point, rows per tile, columns per tile), as the shader defines them.
-    if rows {
-        ("matmul_rows", ROWS_TM, ROWS_WG * ROWS_TN)
-    } else {
-        ("matmul_tiled", 64, 64)
+    match kernel {
+        MatmulKernel::Rows8x4 => rows(&MATMUL_ROWS_8X4, 8, 16 * 4),
+        MatmulKernel::Rows16x8 => rows(&MATMUL_ROWS_16X8, 16, 8 * 8),
+        MatmulKernel::Rows8x8 => rows(&MATMUL_ROWS_8X8, 8, 8 * 8),
+        MatmulKernel::Tiled | MatmulKernel::Auto => Variant {
+            shader: &MATMUL,
+            entry: "matmul_tiled",
+            tile_m: 64,
+            tile_n: 64,
+        },
     }
 }
 
-/// Tile of `matmul_rows`: must match ROWS_TM, ROWS_WG and ROWS_TN in shaders/matmul.wgsl.
-const ROWS_TM: u32 = 8;
-const ROWS_WG: u32 = 16;
-const ROWS_TN: u32 = 4;
+/// The kernel that runs a product: the call's own choice, else the device's pin, else the
+/// tuner's measurement (or rule) for this shape.
+fn choose(gpu: &Gpu, spec: &MatmulSpec, shape: ProductShape) -> MatmulKernel {
+    match (spec.kernel, gpu.kernels().matmul) {
+        (MatmulKernel::Auto, MatmulKernel::Auto) => tune::choose(gpu, shape),
+        (MatmulKernel::Auto, pinned) => pinned,
+        (chosen, _) => chosen,
+    }
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -274,7 +298,20 @@ impl Matmul {
             return Err(shape_err("C must not alias A or B".into()));
         }
         let k = ka;
-        let (entry, tile_m, tile_n) = resolve(spec.kernel, gpu);
+        let shape = ProductShape {
+            m,
+            n,
+            k,
+            batch,
+            trans_a: spec.trans_a,
+            trans_b: spec.trans_b,
+        };
+        let Variant {
+            shader,
+            entry,
+            tile_m,
+            tile_n,
+        } = variant(choose(gpu, &spec, shape));
 
         let single = [&oa, &ob, &oc].iter().all(|o| o.t.pieces().len() == 1);
         let mut dispatches = Vec::new();
@@ -338,7 +375,7 @@ impl Matmul {
             };
             dispatches.push(Dispatch::new(
                 gpu,
-                &MATMUL,
+                shader,
                 entry,
                 bytemuck::bytes_of(&params),
                 &[a_buf, b_buf, c_buf],
@@ -406,5 +443,41 @@ impl Matmul {
             self.record(&mut pass);
         }
         gpu.submit(encoder);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of `const NAME: u32 = Vu;` in a shader's source.
+    fn shader_const(code: &str, name: &str) -> u32 {
+        let line = code
+            .lines()
+            .find(|l| l.starts_with(&format!("const {name}: u32 = ")))
+            .unwrap_or_else(|| panic!("no const {name}"));
+        line.rsplit(' ')
+            .next()
+            .unwrap()
+            .trim_end_matches(['u', ';'])
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn rows_tiles_match_their_shaders() {
+        for kernel in MatmulKernel::VARIANTS {
+            let v = variant(kernel);
+            if v.entry != "matmul_rows" {
+                continue;
+            }
+            let (wg, tm, tn) = (
+                shader_const(v.shader.code, "ROWS_WG"),
+                shader_const(v.shader.code, "ROWS_TM"),
+                shader_const(v.shader.code, "ROWS_TN"),
+            );
+            assert_eq!((v.tile_m, v.tile_n), (tm, wg * tn), "{kernel}");
+            assert!(v.shader.file.contains(&format!("{tm}x{tn}")), "{kernel}");
+        }
     }
 }

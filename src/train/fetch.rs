@@ -19,14 +19,7 @@ use std::process::Command;
 /// Where downloaded data is kept: `$WGTRAIN_CACHE`, else `$XDG_CACHE_HOME/wgtrain`, else
 /// `~/.cache/wgtrain`.
 pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("WGTRAIN_CACHE") {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("wgtrain");
-    }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    home.join(".cache").join("wgtrain")
+    crate::cache::cache_root()
 }
 
 /// Download and unpack the sdist `spec` (`name==version`) into `cache`; returns the

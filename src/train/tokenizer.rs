@@ -277,25 +277,11 @@ pub fn train_bpe_files(files: &[PathBuf], vocab_size: usize, save_to: &Path) -> 
     train_bpe(texts.into_iter(), vocab_size, save_to)
 }
 
-pub(crate) const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
-
-/// FNV-1a, 64 bits: a stable hash for cache keys.
-pub(crate) fn fnv1a64(mut h: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01B3);
-    }
-    h
-}
+pub(crate) use crate::cache::{fnv1a64, FNV_OFFSET};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv_is_stable() {
-        assert_eq!(fnv1a64(FNV_OFFSET, b""), FNV_OFFSET);
-        assert_eq!(fnv1a64(FNV_OFFSET, b"a"), 0xAF63_DC4C_8601_EC8C);
-    }
 
     #[test]
     fn corrupt_tokenizer_json_is_an_error() {

@@ -4,8 +4,10 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Instant;
-use wgtrain::gpu::{shaders, Backend, Dispatch};
-use wgtrain::ops::{Matmul, MatmulSpec};
+use wgtrain::formulas::kernels::KernelPins;
+use wgtrain::gpu::Backend;
+use wgtrain::ops::matmul_tune::{self, ProductShape};
+use wgtrain::ops::{Matmul, MatmulKernel, MatmulSpec};
 use wgtrain::{Gpu, GpuOptions, Tensor};
 
 #[cfg(feature = "mpi")]
@@ -20,11 +22,18 @@ mod svd;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Pin kernel variants for the benchmarks that run the model (step, demo, svd), e.g.
+    /// `matmul=rows_16x8,attention=tiled`; `wgbench matmul` and `attention` run every variant.
+    #[arg(long, global = true, value_name = "OP=VARIANT,...")]
+    kernel: Option<String>,
 }
+
+/// The command line's kernel pins, for every device a benchmark opens.
+static PINS: std::sync::OnceLock<KernelPins> = std::sync::OnceLock::new();
 
 #[derive(Subcommand)]
 enum Command {
-    /// GFLOP/s of our matmul vs a plain 64x64-tile kernel and a BLAS-class CPU GEMM.
+    /// GFLOP/s of every matmul variant and the autotune's pick vs a BLAS-class CPU GEMM.
     Matmul {
         #[arg(long, default_value = "auto")]
         backend: String,
@@ -183,6 +192,7 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
 fn open_gpu(backend: &str) -> wgtrain::Result<Gpu> {
     Gpu::new_blocking(GpuOptions {
         backend: backend.parse::<Backend>()?,
+        kernels: PINS.get().copied().unwrap_or_default(),
         ..Default::default()
     })
 }
@@ -192,6 +202,12 @@ fn print_adapter(gpu: &Gpu) {
     println!(
         "adapter: {} ({}, {}, {})",
         gpu.adapter.name, gpu.adapter.backend, gpu.adapter.device_type, gpu.adapter.driver_info
+    );
+    let pins = gpu.kernels();
+    println!(
+        "kernels: matmul {}, attention {}",
+        pins.matmul,
+        wgtrain::ops::attention::kernel_for(gpu, 8)
     );
 }
 
@@ -252,11 +268,17 @@ fn bench_matmul(
         "CPU baseline: matrixmultiply sgemm, {} threads",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    if let Some(path) = gpu.tuning().path() {
+        println!("autotune choices: {}", path.display());
+    }
     println!();
+    let variants = MatmulKernel::VARIANTS;
+    let names: Vec<String> = variants.iter().map(|v| format!("{v} GFLOP/s")).collect();
     println!(
-        "| shape (M x K x N) | ours GFLOP/s | plain 64x64 kernel GFLOP/s | CPU GEMM GFLOP/s | ours / plain | ours / CPU |"
+        "| shape (M x K x N) | {} | auto picks | CPU GEMM GFLOP/s | auto / CPU |",
+        names.join(" | ")
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|{}---|---|---|", "---|".repeat(variants.len()));
     for s in shapes(tokens, max_square) {
         let flops = 2.0 * (s.m * s.k * s.n) as f64;
         let a = random(s.m * s.k, 1);
@@ -269,27 +291,23 @@ fn bench_matmul(
             trans_b: s.trans_b,
             ..MatmulSpec::default()
         };
-        let mm = Matmul::new(&gpu, &ta, &tb, &tc, spec)?;
-        let ours = flops / time_gpu(&gpu, repeats, &|pass| mm.record(pass)) / 1e9;
-        // The plain kernel only does row-major A*B; it runs on the square shapes.
-        let plain = if s.trans_b {
-            None
-        } else {
-            let dims: [u32; 4] = [s.m as u32, s.n as u32, s.k as u32, 0];
-            let d = Dispatch::new(
-                &gpu,
-                &shaders::MATMUL_BASELINE,
-                "matmul_baseline",
-                bytemuck::bytes_of(&dims),
-                &[
-                    &ta.pieces()[0].buffer,
-                    &tb.pieces()[0].buffer,
-                    &tc.pieces()[0].buffer,
-                ],
-                [s.n.div_ceil(64) as u32, s.m.div_ceil(64) as u32, 1],
-            );
-            Some(flops / time_gpu(&gpu, repeats, &|pass| d.record(pass)) / 1e9)
-        };
+        let mut rates = Vec::new();
+        for kernel in variants {
+            let mm = Matmul::new(&gpu, &ta, &tb, &tc, spec.with_kernel(kernel))?;
+            rates.push(flops / time_gpu(&gpu, repeats, &|pass| mm.record(pass)) / 1e9);
+        }
+        let picked = matmul_tune::choose(
+            &gpu,
+            ProductShape {
+                m: s.m,
+                n: s.n,
+                k: s.k,
+                batch: 1,
+                trans_a: false,
+                trans_b: s.trans_b,
+            },
+        );
+        let auto = rates[variants.iter().position(|&v| v == picked).unwrap_or(0)];
         let mut c = vec![0f32; s.m * s.n];
         cpu_gemm(&s, &a, &b, &mut c);
         let t0 = Instant::now();
@@ -297,14 +315,12 @@ fn bench_matmul(
             cpu_gemm(&s, &a, &b, &mut c);
         }
         let cpu = flops / (t0.elapsed().as_secs_f64() / repeats as f64) / 1e9;
-        let (plain_s, ratio_plain) = match plain {
-            Some(p) => (format!("{p:.2}"), format!("{:.2}x", ours / p)),
-            None => ("-".into(), "-".into()),
-        };
+        let cells: Vec<String> = rates.iter().map(|r| format!("{r:.2}")).collect();
         println!(
-            "| {} | {ours:.2} | {plain_s} | {cpu:.2} | {ratio_plain} | {:.3}x |",
+            "| {} | {} | {picked} | {cpu:.2} | {:.3}x |",
             s.name,
-            ours / cpu
+            cells.join(" | "),
+            auto / cpu
         );
     }
     Ok(())
@@ -315,7 +331,18 @@ fn main() -> ExitCode {
         env_logger::Env::default().default_filter_or("warn,wgpu_hal=off"),
     )
     .init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    match cli.kernel.as_deref().map(str::parse::<KernelPins>) {
+        Some(Err(e)) => {
+            eprintln!("error: --kernel: {e}");
+            return ExitCode::FAILURE;
+        }
+        Some(Ok(p)) => {
+            let _ = PINS.set(p);
+        }
+        None => {}
+    }
+    let result = match cli.command {
         Command::Matmul {
             backend,
             tokens,

@@ -127,13 +127,5 @@ impl DataSpec {
 /// The token cache: `$WGTRAIN_CACHE/tokens`, else `$XDG_CACHE_HOME/wgtrain/tokens`, else
 /// `~/.cache/wgtrain/tokens`.
 pub fn default_cache_dir() -> PathBuf {
-    let root = if let Some(d) = std::env::var_os("WGTRAIN_CACHE") {
-        PathBuf::from(d)
-    } else if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        PathBuf::from(d).join("wgtrain")
-    } else {
-        let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
-        home.join(".cache").join("wgtrain")
-    };
-    root.join("tokens")
+    crate::cache::cache_root().join("tokens")
 }

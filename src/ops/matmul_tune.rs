@@ -1,0 +1,171 @@
+//! The matmul autotune: which kernel variant runs a product of a given shape on this adapter.
+//!
+//! `Auto` products at least [`TUNE_MIN_FLOPS`] large are measured once: every variant runs the
+//! shape on scratch operands (one warm-up, then the best of [`TIMED_RUNS`]), and the fastest
+//! is kept in the device's [`TuningStore`](crate::gpu::tuning::TuningStore), on disk, so later
+//! plans and runs on the same adapter and driver reuse it. Smaller products, products whose
+//! scratch would be too large, and devices that do not measure (`Tuning::Rule`, the browser)
+//! take the rule: rows kernels on software adapters, tiles on GPUs. Every variant gives the
+//! same bits, so a choice never changes a result, only its speed.
+
+use super::matmul::{Matmul, MatmulKernel, MatmulSpec};
+use crate::gpu::{DType, Gpu, Tensor};
+
+/// Products below this many FLOPs take the rule (measuring would cost more than it saves).
+pub const TUNE_MIN_FLOPS: f64 = (1u64 << 22) as f64;
+
+/// Scratch operands of a measurement stay under this many bytes in all; larger products take
+/// the rule rather than risk the memory a plan counted on.
+pub const TUNE_MAX_SCRATCH_BYTES: usize = 256 << 20;
+
+/// Timed runs per variant after its warm-up; the fastest counts.
+pub const TIMED_RUNS: usize = 2;
+
+/// One product's shape as the tuner keys it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProductShape {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+}
+
+impl ProductShape {
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.m * self.n * self.k * self.batch) as f64
+    }
+
+    /// The cache key, e.g. `matmul nt 512x96x50304 b1` (M x K x N).
+    pub fn key(&self) -> String {
+        let t = |x: bool| if x { 't' } else { 'n' };
+        format!(
+            "matmul {}{} {}x{}x{} b{}",
+            t(self.trans_a),
+            t(self.trans_b),
+            self.m,
+            self.k,
+            self.n,
+            self.batch
+        )
+    }
+
+    fn scratch_bytes(&self) -> usize {
+        4 * self.batch * (self.m * self.k + self.k * self.n + self.m * self.n)
+    }
+}
+
+/// The rule: what runs where nothing was measured.
+pub fn rule(gpu: &Gpu) -> MatmulKernel {
+    if gpu.is_cpu() {
+        MatmulKernel::Rows8x4
+    } else {
+        MatmulKernel::Tiled
+    }
+}
+
+/// The variant for `shape` on `gpu`: recorded, measured now, or the rule.
+pub fn choose(gpu: &Gpu, shape: ProductShape) -> MatmulKernel {
+    let store = gpu.tuning();
+    if !store.measures()
+        || shape.flops() < TUNE_MIN_FLOPS
+        || shape.scratch_bytes() > TUNE_MAX_SCRATCH_BYTES
+    {
+        return rule(gpu);
+    }
+    let key = shape.key();
+    if let Some(k) = store.get(&key).and_then(|name| MatmulKernel::named(&name)) {
+        if k != MatmulKernel::Auto {
+            return k;
+        }
+    }
+    match measure(gpu, shape) {
+        Ok(timings) => {
+            let best = timings
+                .iter()
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or(rule(gpu), |t| t.0);
+            log::info!(
+                "matmul tune {key}: {} -> {best}",
+                timings
+                    .iter()
+                    .map(|(k, s)| format!("{k} {:.2} ms", s * 1e3))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            store.put(&key, best.name());
+            best
+        }
+        Err(e) => {
+            log::warn!("matmul tune {key}: not measured ({e}); using {}", rule(gpu));
+            rule(gpu)
+        }
+    }
+}
+
+/// Seconds per run of every variant on `shape` (the fastest of [`TIMED_RUNS`] after a
+/// warm-up). A variant whose warm-up took over 4x the best so far is not timed further: it
+/// cannot win, and on a software adapter a slow variant costs seconds.
+pub fn measure(gpu: &Gpu, shape: ProductShape) -> crate::Result<Vec<(MatmulKernel, f64)>> {
+    let dims = |rows: usize, cols: usize| {
+        if shape.batch == 1 {
+            vec![rows, cols]
+        } else {
+            vec![shape.batch, rows, cols]
+        }
+    };
+    let (ar, ac) = if shape.trans_a {
+        (shape.k, shape.m)
+    } else {
+        (shape.m, shape.k)
+    };
+    let (br, bc) = if shape.trans_b {
+        (shape.n, shape.k)
+    } else {
+        (shape.k, shape.n)
+    };
+    let a = Tensor::zeros(gpu, &dims(ar, ac), DType::F32)?;
+    let b = Tensor::zeros(gpu, &dims(br, bc), DType::F32)?;
+    let c = Tensor::zeros(gpu, &dims(shape.m, shape.n), DType::F32)?;
+    let spec = MatmulSpec {
+        trans_a: shape.trans_a,
+        trans_b: shape.trans_b,
+        ..MatmulSpec::default()
+    };
+    let mut timings: Vec<(MatmulKernel, f64)> = Vec::new();
+    for kernel in MatmulKernel::VARIANTS {
+        let mm = Matmul::new(gpu, &a, &b, &c, spec.with_kernel(kernel))?;
+        let warm = time_once(gpu, &mm)?;
+        let best_so_far = timings.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
+        if warm > 4.0 * best_so_far {
+            continue;
+        }
+        let mut best = warm;
+        for _ in 0..TIMED_RUNS {
+            best = best.min(time_once(gpu, &mm)?);
+        }
+        timings.push((kernel, best));
+    }
+    Ok(timings)
+}
+
+/// Wall seconds of one run, submitted alone and waited for.
+fn time_once(gpu: &Gpu, mm: &Matmul) -> crate::Result<f64> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        // Waits without taking errors off the device: one found later is the caller's to see.
+        gpu.poll_wait();
+        let t0 = std::time::Instant::now();
+        mm.run(gpu);
+        gpu.poll_wait();
+        Ok(t0.elapsed().as_secs_f64())
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = (gpu, mm);
+        Err(crate::Error::Invalid(
+            "kernels are not measured in the browser".into(),
+        ))
+    }
+}
