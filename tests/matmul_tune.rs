@@ -70,7 +70,7 @@ fn variants_agree_and_the_autotune_keeps_its_choice() {
     // A shape above the tuning threshold is measured once and recorded on disk.
     let big = shape(256, 128, 128, false, true);
     assert!(big.flops() >= matmul_tune::TUNE_MIN_FLOPS);
-    let chosen = matmul_tune::choose(&gpu, big);
+    let chosen = wgtrain::ops::matmul::choose_kernel(&gpu, big);
     assert!(MatmulKernel::VARIANTS.contains(&chosen));
     let path = gpu
         .tuning()
@@ -89,11 +89,11 @@ fn variants_agree_and_the_autotune_keeps_its_choice() {
         again.tuning().get(&big.key()).as_deref(),
         Some(chosen.name())
     );
-    assert_eq!(matmul_tune::choose(&again, big), chosen);
+    assert_eq!(wgtrain::ops::matmul::choose_kernel(&again, big), chosen);
     // Small products take the rule and record nothing.
     let small = shape(8, 8, 8, false, false);
     assert_eq!(
-        matmul_tune::choose(&again, small),
+        wgtrain::ops::matmul::choose_kernel(&again, small),
         matmul_tune::rule(&again)
     );
     assert_eq!(again.tuning().get(&small.key()), None);
@@ -103,7 +103,7 @@ fn variants_agree_and_the_autotune_keeps_its_choice() {
     std::fs::write(&path, "{ not json").unwrap();
     let fresh = gpu_with(GpuOptions::default());
     assert_eq!(fresh.tuning().get(&big.key()), None);
-    let chosen = matmul_tune::choose(&fresh, big);
+    let chosen = wgtrain::ops::matmul::choose_kernel(&fresh, big);
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(
         text.contains(&big.key()) && text.contains(chosen.name()),
@@ -119,7 +119,10 @@ fn variants_agree_and_the_autotune_keeps_its_choice() {
         ..GpuOptions::default()
     });
     assert!(rule.tuning().path().is_none());
-    assert_eq!(matmul_tune::choose(&rule, big), matmul_tune::rule(&rule));
+    assert_eq!(
+        wgtrain::ops::matmul::choose_kernel(&rule, big),
+        matmul_tune::rule(&rule)
+    );
     assert!(!cache.exists());
     let pinned = gpu_with(GpuOptions {
         kernels: KernelPins {

@@ -2,14 +2,15 @@
 
 #[path = "wgtrain/eval.rs"]
 mod eval;
+#[path = "wgtrain/kernels.rs"]
+mod kernels;
 #[path = "wgtrain/study.rs"]
 mod study;
 
 use clap::{Parser, Subcommand};
+use kernels::base_options;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use wgtrain::formulas::kernels::KernelPins;
-use wgtrain::gpu::tuning::Tuning;
 use wgtrain::gpu::{list_adapters, Backend};
 use wgtrain::metrics::plot::plot_logs;
 use wgtrain::model::decoder::Decoder;
@@ -34,19 +35,6 @@ struct Cli {
     /// instead of measuring them (and keeping the choices in the cache directory).
     #[arg(long, global = true)]
     no_autotune: bool,
-}
-
-/// The kernel pins and tuning of the command line, for every device a command opens.
-static KERNEL_CHOICE: std::sync::OnceLock<(KernelPins, Tuning)> = std::sync::OnceLock::new();
-
-/// The options every device starts from: the command line's kernel pins and tuning.
-fn base_options() -> GpuOptions {
-    let (kernels, tuning) = KERNEL_CHOICE.get().copied().unwrap_or_default();
-    GpuOptions {
-        kernels,
-        tuning,
-        ..Default::default()
-    }
 }
 
 #[derive(Subcommand)]
@@ -683,20 +671,10 @@ fn main() -> ExitCode {
     )
     .init();
     let cli = Cli::parse();
-    let pins = match cli.kernel.as_deref().map(str::parse::<KernelPins>) {
-        Some(Err(e)) => {
-            eprintln!("error: --kernel: {e}");
-            return ExitCode::FAILURE;
-        }
-        Some(Ok(p)) => p,
-        None => KernelPins::default(),
-    };
-    let tuning = if cli.no_autotune {
-        Tuning::Rule
-    } else {
-        Tuning::Measure
-    };
-    let _ = KERNEL_CHOICE.set((pins, tuning));
+    if let Err(e) = kernels::set_from_command_line(cli.kernel.as_deref(), cli.no_autotune) {
+        eprintln!("error: --kernel: {e}");
+        return ExitCode::FAILURE;
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -288,7 +288,12 @@ impl Gpu {
             })
             .max(1);
         let sources: Vec<&str> = super::shaders::ALL.iter().map(|s| s.code).collect();
-        let tuning = TuningStore::open(&report, options.tuning, &sources);
+        let tuning = TuningStore::open(
+            format!("{} ({})", report.name, report.backend),
+            format!("{} {}", report.driver, report.driver_info),
+            options.tuning,
+            &sources,
+        );
         Ok(Gpu {
             device,
             queue,

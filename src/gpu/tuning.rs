@@ -7,7 +7,6 @@
 //! not parse is ignored (and rewritten at the next choice); writes go to a temporary file
 //! renamed into place, merged with what other processes wrote meanwhile.
 
-use super::context::AdapterReport;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -39,16 +38,22 @@ pub struct TuningStore {
 }
 
 impl TuningStore {
-    /// The store of the adapter `report`, loaded from disk when measuring natively.
-    pub fn open(report: &AdapterReport, tuning: Tuning, shader_sources: &[&str]) -> TuningStore {
+    /// The store of the adapter `adapter` (name and backend) on `driver`, loaded from disk
+    /// when measuring natively.
+    pub fn open(
+        adapter: String,
+        driver: String,
+        tuning: Tuning,
+        shader_sources: &[&str],
+    ) -> TuningStore {
         let tuning = if cfg!(target_arch = "wasm32") {
             Tuning::Rule
         } else {
             tuning
         };
         let mut record = Record {
-            adapter: format!("{} ({})", report.name, report.backend),
-            driver: format!("{} {}", report.driver, report.driver_info),
+            adapter,
+            driver,
             wgtrain: env!("CARGO_PKG_VERSION").to_string(),
             choices: BTreeMap::new(),
         };

@@ -44,11 +44,83 @@ fn variant(kernel: MatmulKernel) -> Variant {
     }
 }
 
+/// The variant the autotune picks for `shape` on `gpu` (recorded, measured now on scratch
+/// operands, or the rule; see [`tune`]).
+pub fn choose_kernel(gpu: &Gpu, shape: ProductShape) -> MatmulKernel {
+    let mut scratch: Option<[Tensor; 3]> = None;
+    let mut time = |kernel: MatmulKernel, runs: usize| -> Result<f64> {
+        if scratch.is_none() {
+            scratch = Some(scratch_operands(gpu, shape)?);
+        }
+        let [a, b, c] = scratch.as_ref().expect("just made");
+        let spec = MatmulSpec {
+            trans_a: shape.trans_a,
+            trans_b: shape.trans_b,
+            kernel,
+            ..MatmulSpec::default()
+        };
+        let mm = Matmul::new(gpu, a, b, c, spec)?;
+        let mut best = f64::INFINITY;
+        for _ in 0..runs {
+            best = best.min(time_once(gpu, &mm)?);
+        }
+        Ok(best)
+    };
+    tune::choose(gpu, shape, &mut time)
+}
+
+/// Zeroed A, B and C of `shape`, laid out as the product reads them.
+fn scratch_operands(gpu: &Gpu, shape: ProductShape) -> Result<[Tensor; 3]> {
+    let dims = |rows: usize, cols: usize| {
+        if shape.batch == 1 {
+            vec![rows, cols]
+        } else {
+            vec![shape.batch, rows, cols]
+        }
+    };
+    let (m, n, k) = (shape.m, shape.n, shape.k);
+    let a = if shape.trans_a {
+        dims(k, m)
+    } else {
+        dims(m, k)
+    };
+    let b = if shape.trans_b {
+        dims(n, k)
+    } else {
+        dims(k, n)
+    };
+    Ok([
+        Tensor::zeros(gpu, &a, DType::F32)?,
+        Tensor::zeros(gpu, &b, DType::F32)?,
+        Tensor::zeros(gpu, &dims(m, n), DType::F32)?,
+    ])
+}
+
+/// Wall seconds of one run, submitted alone and waited for. The waits take no errors off
+/// the device: one found later is the caller's to see.
+fn time_once(gpu: &Gpu, mm: &Matmul) -> Result<f64> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        gpu.poll_wait();
+        let t0 = std::time::Instant::now();
+        mm.run(gpu);
+        gpu.poll_wait();
+        Ok(t0.elapsed().as_secs_f64())
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = (gpu, mm);
+        Err(Error::Invalid(
+            "kernels are not measured in the browser".into(),
+        ))
+    }
+}
+
 /// The kernel that runs a product: the call's own choice, else the device's pin, else the
 /// tuner's measurement (or rule) for this shape.
 fn choose(gpu: &Gpu, spec: &MatmulSpec, shape: ProductShape) -> MatmulKernel {
     match (spec.kernel, gpu.kernels().matmul) {
-        (MatmulKernel::Auto, MatmulKernel::Auto) => tune::choose(gpu, shape),
+        (MatmulKernel::Auto, MatmulKernel::Auto) => choose_kernel(gpu, shape),
         (MatmulKernel::Auto, pinned) => pinned,
         (chosen, _) => chosen,
     }

@@ -8,8 +8,8 @@
 //! take the rule: rows kernels on software adapters, tiles on GPUs. Every variant gives the
 //! same bits, so a choice never changes a result, only its speed.
 
-use super::matmul::{Matmul, MatmulKernel, MatmulSpec};
-use crate::gpu::{DType, Gpu, Tensor};
+use crate::formulas::kernels::MatmulKernel;
+use crate::gpu::Gpu;
 
 /// Products below this many FLOPs take the rule (measuring would cost more than it saves).
 pub const TUNE_MIN_FLOPS: f64 = (1u64 << 22) as f64;
@@ -51,7 +51,7 @@ impl ProductShape {
         )
     }
 
-    fn scratch_bytes(&self) -> usize {
+    pub fn scratch_bytes(&self) -> usize {
         4 * self.batch * (self.m * self.k + self.k * self.n + self.m * self.n)
     }
 }
@@ -65,8 +65,12 @@ pub fn rule(gpu: &Gpu) -> MatmulKernel {
     }
 }
 
-/// The variant for `shape` on `gpu`: recorded, measured now, or the rule.
-pub fn choose(gpu: &Gpu, shape: ProductShape) -> MatmulKernel {
+/// Times one variant on the shape being tuned: `time(kernel, runs)` is the fastest of `runs`
+/// runs in seconds (`ops::matmul` owns the scratch operands and the runs).
+pub type TimeVariant<'a> = dyn FnMut(MatmulKernel, usize) -> crate::Result<f64> + 'a;
+
+/// The variant for `shape` on `gpu`: recorded, measured now with `time`, or the rule.
+pub fn choose(gpu: &Gpu, shape: ProductShape, time: &mut TimeVariant) -> MatmulKernel {
     let store = gpu.tuning();
     if !store.measures()
         || shape.flops() < TUNE_MIN_FLOPS
@@ -80,7 +84,7 @@ pub fn choose(gpu: &Gpu, shape: ProductShape) -> MatmulKernel {
             return k;
         }
     }
-    match measure(gpu, shape) {
+    match measure(time) {
         Ok(timings) => {
             let best = timings
                 .iter()
@@ -104,68 +108,18 @@ pub fn choose(gpu: &Gpu, shape: ProductShape) -> MatmulKernel {
     }
 }
 
-/// Seconds per run of every variant on `shape` (the fastest of [`TIMED_RUNS`] after a
-/// warm-up). A variant whose warm-up took over 4x the best so far is not timed further: it
-/// cannot win, and on a software adapter a slow variant costs seconds.
-pub fn measure(gpu: &Gpu, shape: ProductShape) -> crate::Result<Vec<(MatmulKernel, f64)>> {
-    let dims = |rows: usize, cols: usize| {
-        if shape.batch == 1 {
-            vec![rows, cols]
-        } else {
-            vec![shape.batch, rows, cols]
-        }
-    };
-    let (ar, ac) = if shape.trans_a {
-        (shape.k, shape.m)
-    } else {
-        (shape.m, shape.k)
-    };
-    let (br, bc) = if shape.trans_b {
-        (shape.n, shape.k)
-    } else {
-        (shape.k, shape.n)
-    };
-    let a = Tensor::zeros(gpu, &dims(ar, ac), DType::F32)?;
-    let b = Tensor::zeros(gpu, &dims(br, bc), DType::F32)?;
-    let c = Tensor::zeros(gpu, &dims(shape.m, shape.n), DType::F32)?;
-    let spec = MatmulSpec {
-        trans_a: shape.trans_a,
-        trans_b: shape.trans_b,
-        ..MatmulSpec::default()
-    };
+/// Seconds per run of every variant (the fastest of [`TIMED_RUNS`] after a warm-up). A
+/// variant whose warm-up took over 4x the best so far is not timed further: it cannot win,
+/// and on a software adapter a slow variant costs seconds.
+pub fn measure(time: &mut TimeVariant) -> crate::Result<Vec<(MatmulKernel, f64)>> {
     let mut timings: Vec<(MatmulKernel, f64)> = Vec::new();
     for kernel in MatmulKernel::VARIANTS {
-        let mm = Matmul::new(gpu, &a, &b, &c, spec.with_kernel(kernel))?;
-        let warm = time_once(gpu, &mm)?;
+        let warm = time(kernel, 1)?;
         let best_so_far = timings.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
         if warm > 4.0 * best_so_far {
             continue;
         }
-        let mut best = warm;
-        for _ in 0..TIMED_RUNS {
-            best = best.min(time_once(gpu, &mm)?);
-        }
-        timings.push((kernel, best));
+        timings.push((kernel, warm.min(time(kernel, TIMED_RUNS)?)));
     }
     Ok(timings)
-}
-
-/// Wall seconds of one run, submitted alone and waited for.
-fn time_once(gpu: &Gpu, mm: &Matmul) -> crate::Result<f64> {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        // Waits without taking errors off the device: one found later is the caller's to see.
-        gpu.poll_wait();
-        let t0 = std::time::Instant::now();
-        mm.run(gpu);
-        gpu.poll_wait();
-        Ok(t0.elapsed().as_secs_f64())
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        let _ = (gpu, mm);
-        Err(crate::Error::Invalid(
-            "kernels are not measured in the browser".into(),
-        ))
-    }
 }

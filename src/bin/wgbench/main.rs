@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 use wgtrain::formulas::kernels::KernelPins;
 use wgtrain::gpu::Backend;
-use wgtrain::ops::matmul_tune::{self, ProductShape};
+use wgtrain::ops::matmul_tune::ProductShape;
 use wgtrain::ops::{Matmul, MatmulKernel, MatmulSpec};
 use wgtrain::{Gpu, GpuOptions, Tensor};
 
@@ -296,7 +296,7 @@ fn bench_matmul(
             let mm = Matmul::new(&gpu, &ta, &tb, &tc, spec.with_kernel(kernel))?;
             rates.push(flops / time_gpu(&gpu, repeats, &|pass| mm.record(pass)) / 1e9);
         }
-        let picked = matmul_tune::choose(
+        let picked = wgtrain::ops::matmul::choose_kernel(
             &gpu,
             ProductShape {
                 m: s.m,
