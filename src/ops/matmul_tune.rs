@@ -18,8 +18,10 @@ pub const TUNE_MIN_FLOPS: f64 = (1u64 << 22) as f64;
 /// the rule rather than risk the memory a plan counted on.
 pub const TUNE_MAX_SCRATCH_BYTES: usize = 256 << 20;
 
-/// Timed runs per variant after its warm-up; the fastest counts.
+/// Timed runs per variant after its warm-up (at least; up to 10 while they take under
+/// [`TIMED_SECONDS`] in all); the fastest counts.
 pub const TIMED_RUNS: usize = 2;
+pub const TIMED_SECONDS: f64 = 0.05;
 
 /// One product's shape as the tuner keys it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +121,9 @@ pub fn measure(time: &mut TimeVariant) -> crate::Result<Vec<(MatmulKernel, f64)>
         if warm > 4.0 * best_so_far {
             continue;
         }
-        timings.push((kernel, warm.min(time(kernel, TIMED_RUNS)?)));
+        // Short products get more runs, so one descheduling cannot decide.
+        let runs = ((TIMED_SECONDS / warm.max(1e-6)) as usize).clamp(TIMED_RUNS, 10);
+        timings.push((kernel, warm.min(time(kernel, runs)?)));
     }
     Ok(timings)
 }
