@@ -12,6 +12,12 @@ export LP_NUM_THREADS="${LP_NUM_THREADS:-0}"
 echo "== cargo test"
 cargo test --release
 
+# Portability beyond Vulkan: the model against PyTorch's fixtures, and a short CLI training
+# run with evaluation, on wgpu's GL backend (llvmpipe: no subgroups, no f16).
+echo "== GL backend (llvmpipe)"
+WGTRAIN_TEST_BACKEND=gl cargo test --release --test pico_fixture
+WGTRAIN_TEST_BACKEND=gl cargo test --release --test train cli_trains_then_eval
+
 # The examples are part of the documentation: each must still build and run (seconds each).
 echo "== examples"
 example_out="$(mktemp -d)"
