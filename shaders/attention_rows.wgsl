@@ -71,24 +71,49 @@ fn row_block(wg: u32, n: u32) -> RowBlock {
     return RowBlock(wg / (p.blocks * n), (wg / p.blocks) % n, (wg % p.blocks) * WG);
 }
 
-// Forward: invocation = query row t of head h, in two passes over keys 0 ..= the workgroup's
-// last row (keys after t masked for this row): the row's largest score, then the weights
-// exp(s - max) summed into l and the output. Scores are computed twice, but each weight is
-// one exp and no running sum is ever rescaled, which is cheaper here than an online softmax.
+// The query row an invocation of the forward or dQ owns: batch b, head h (reading kv head g),
+// row t, the end of its workgroup's rows (keys from there on are masked for all of them), and
+// the row's offset. Padding invocations past the sequence work on the last row (`live` false)
+// and store nothing.
+struct QueryRow {
+    b: u32,
+    h: u32,
+    g: u32,
+    t: u32,
+    end: u32,
+    base: u32,
+    live: bool,
+}
+
+fn query_row(wg: u32, lid: u32) -> QueryRow {
+    let blk = row_block(wg, p.heads);
+    let t = min(blk.t0 + lid, p.seq - 1u);
+    return QueryRow(
+        blk.b,
+        blk.h,
+        blk.h / p.group,
+        t,
+        min(blk.t0 + WG, p.seq),
+        tok(blk.b, t, p.heads, blk.h),
+        blk.t0 + lid < p.seq,
+    );
+}
+
+// Forward: invocation = query row t of head h; keys 0 .. the workgroup's end, those after t
+// masked for this row.
 @compute @workgroup_size(16)
 fn attention_rows_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let wg = group_index(wid);
     if (wg >= p.total) {
         return;
     }
-    let blk = row_block(wg, p.heads);
-    let b = blk.b;
-    let h = blk.h;
-    let g = h / p.group;
-    // Padding rows past the sequence work on the last row and store nothing.
-    let t = min(blk.t0 + lid, p.seq - 1u);
-    let end = min(blk.t0 + WG, p.seq);
-    let qb = tok(b, t, p.heads, h);
+    let r = query_row(wg, lid);
+    let b = r.b;
+    let h = r.h;
+    let g = r.g;
+    let t = r.t;
+    let end = r.end;
+    let qb = r.base;
     var qs: array<vec4<f32>, MAX_HD4>;
     for (var d = 0u; d < n4(); d++) {
         qs[d] = q[qb + d] * p.scale;
@@ -125,7 +150,7 @@ fn attention_rows_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
         }
         m = m_new;
     }
-    if (blk.t0 + lid < p.seq) {
+    if (r.live) {
         // Key 0 is visible to every row, so l >= 1.
         let inv = 1.0 / l;
         for (var d = 0u; d < n4(); d++) {
@@ -144,13 +169,13 @@ fn attention_rows_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     if (wg >= p.total) {
         return;
     }
-    let blk = row_block(wg, p.heads);
-    let b = blk.b;
-    let h = blk.h;
-    let g = h / p.group;
-    let t = min(blk.t0 + lid, p.seq - 1u);
-    let end = min(blk.t0 + WG, p.seq);
-    let qb = tok(b, t, p.heads, h);
+    let r = query_row(wg, lid);
+    let b = r.b;
+    let h = r.h;
+    let g = r.g;
+    let t = r.t;
+    let end = r.end;
+    let qb = r.base;
     var qs: array<vec4<f32>, MAX_HD4>;
     var dos: array<vec4<f32>, MAX_HD4>;
     for (var d = 0u; d < n4(); d++) {
@@ -175,7 +200,7 @@ fn attention_rows_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
             acc[d] = fma(vec4(ds), k[kb + d], acc[d]);
         }
     }
-    if (blk.t0 + lid < p.seq) {
+    if (r.live) {
         for (var d = 0u; d < n4(); d++) {
             dq[qb + d] = acc[d] * p.scale;
         }
