@@ -5,8 +5,10 @@
 //! operation; [`reference`] holds plain-Rust CPU versions of every op, used as the ground
 //! truth in tests; [`model`] plans the pico-decoder as a program of dispatches; [`train`],
 //! [`eval`] and [`metrics`] train it, score it and measure its learning dynamics; [`demo`] is
-//! the browser demo's session. `docs/architecture.md` has the map and the data path.
+//! the browser demo's session; [`bench`] is what the benchmark suite (`wgbench`) shares with
+//! the criterion benches. `docs/architecture.md` has the map and the data path.
 
+pub mod bench;
 pub mod cache;
 pub mod demo;
 pub mod distributed;

@@ -48,6 +48,8 @@ pub enum AdapterPick {
 #[derive(Clone, Debug)]
 pub struct AdapterReport {
     pub name: String,
+    /// The PCI vendor id (0x10de NVIDIA, 0x1002 AMD, 0x8086 Intel, 0x10005 Mesa), or 0.
+    pub vendor: u32,
     pub backend: &'static str,
     pub device_type: String,
     pub driver: String,
@@ -62,6 +64,7 @@ impl AdapterReport {
         let info = adapter.get_info();
         AdapterReport {
             name: info.name.clone(),
+            vendor: info.vendor,
             backend: backend_of(info.backend),
             device_type: format!("{:?}", info.device_type),
             driver: info.driver.clone(),

@@ -151,6 +151,8 @@ impl LineChart<'_> {
 /// A grouped bar chart: for each group (a model scale), one bar per series (a variant).
 pub struct BarChart<'a> {
     pub title: &'a str,
+    /// What the groups are, e.g. `model scale`.
+    pub x_label: &'a str,
     pub y_label: &'a str,
     pub groups: Vec<String>,
     /// (label, colour index, value per group; NaN for a missing bar).
@@ -194,7 +196,7 @@ impl BarChart<'_> {
                         String::new()
                     }
                 })
-                .x_desc("model scale")
+                .x_desc(self.x_label)
                 .y_desc(self.y_label)
                 .label_style(("sans-serif", 15))
                 .draw()
@@ -223,7 +225,7 @@ impl BarChart<'_> {
                         .filter(|(_, v)| v.is_finite())
                         .map(|(g, &v)| {
                             let x = g as f64 + 0.1 + k as f64 * width;
-                            Text::new(format!("{v:.1}"), (x, v + top * 0.02), ("sans-serif", 13))
+                            Text::new(bar_label(v), (x, v + top * 0.02), ("sans-serif", 13))
                         });
                 chart.draw_series(texts).map_err(err)?;
             }
@@ -238,6 +240,18 @@ impl BarChart<'_> {
             root.present().map_err(err)?;
         }
         Ok(svg)
+    }
+}
+
+/// A bar's value with about three significant figures.
+fn bar_label(v: f64) -> String {
+    let a = v.abs();
+    if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
     }
 }
 

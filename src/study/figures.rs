@@ -110,6 +110,7 @@ pub fn draw_figures(g: &Grouped, out: &Path) -> Result<Vec<PathBuf>> {
         "blimp".into(),
         BarChart {
             title: "BLiMP accuracy of the final weights (higher is better)",
+            x_label: "model scale",
             y_label: "BLiMP (%)",
             groups: g.scales.clone(),
             series: bars(&blimp),
@@ -120,6 +121,7 @@ pub fn draw_figures(g: &Grouped, out: &Path) -> Result<Vec<PathBuf>> {
         "paloma".into(),
         BarChart {
             title: "Paloma-style perplexity of the final weights (lower is better)",
+            x_label: "model scale",
             y_label: "perplexity (mean over documents)",
             groups: g.scales.clone(),
             series: bars(&paloma),

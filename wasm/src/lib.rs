@@ -6,6 +6,8 @@
 //! One operation runs at a time: a call made while another is still running is refused
 //! with a "busy" error rather than queued (the page serialises its calls).
 
+mod suite;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -198,6 +200,25 @@ impl Demo {
             let bytes =
                 with_session(&slot, async |s| s.checkpoint_tar(&gpu, &dir, now).await).await?;
             Ok(js_sys::Uint8Array::from(bytes.as_slice()).into())
+        })
+    }
+
+    /// The benchmark suite's quick entries on this page's WebGPU (`wgbench suite --quick` in
+    /// the browser), the demo session on `text`; resolves to the JSON record, whose host,
+    /// commit and date the caller fills in. Replaces the current training session.
+    pub fn suite(&self, text: String) -> js_sys::Promise {
+        let (gpu, slot) = (self.gpu.clone(), self.slot.clone());
+        future_to_promise(async move {
+            if slot.busy.get() {
+                return Err(js_error(BUSY));
+            }
+            slot.busy.set(true);
+            slot.session.replace(None);
+            let record = suite::run(&gpu, &text).await;
+            slot.busy.set(false);
+            serde_json::to_string(&record)
+                .map(|s| JsValue::from_str(&s))
+                .map_err(js_error)
         })
     }
 }

@@ -8,7 +8,7 @@ use wgtrain::demo::{DemoOptions, DemoSession};
 use wgtrain::Result;
 
 /// The page's built-in sample text.
-const SAMPLE: &str = include_str!("../../../wasm/www/sample.txt");
+pub const SAMPLE: &str = include_str!("../../../wasm/www/sample.txt");
 
 pub fn bench_demo(backend: &str, options: DemoOptions, steps: u32, relora: bool) -> Result<()> {
     // The page's schedule for this many steps: its horizon is the steps asked for (here the

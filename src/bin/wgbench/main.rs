@@ -2,8 +2,10 @@
 //! same run on the same machine, so ratios hold even where absolute times are noise.
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
+use wgtrain::bench::shapes::{self, MatmulCase, Product};
 use wgtrain::formulas::kernels::KernelPins;
 use wgtrain::gpu::Backend;
 use wgtrain::ops::matmul_tune::ProductShape;
@@ -15,6 +17,7 @@ mod allreduce;
 mod attention;
 mod demo;
 mod step;
+mod suite;
 mod svd;
 
 #[derive(Parser)]
@@ -33,6 +36,41 @@ static PINS: std::sync::OnceLock<KernelPins> = std::sync::OnceLock::new();
 
 #[derive(Subcommand)]
 enum Command {
+    /// Every entry (matmul variants, attention, linear + cross-entropy, AdamW, LoRA, the
+    /// merge-and-reset, training steps, evaluation, metrics, the demo session) on one adapter,
+    /// with the CPU's GEMM and PyTorch measured in the same run; writes a JSON record.
+    Suite {
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// Every entry at its smallest size (seconds; what CI runs).
+        #[arg(long)]
+        quick: bool,
+        /// Where to write the run's JSON record (for `wgbench report`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The Python that runs the PyTorch baseline (needs torch and numpy); default
+        /// `$WGBENCH_PYTHON`, else `python3`.
+        #[arg(long)]
+        python: Option<String>,
+        /// Do not run the PyTorch baseline.
+        #[arg(long)]
+        no_pytorch: bool,
+        /// Only these families, comma-separated (e.g. `matmul,training step`).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+    /// Merge suite records (from several machines and backends) into one table per family
+    /// and charts (SVG and PNG) in DIR; with --benchmarks, regenerate that file's tables.
+    Report {
+        /// The records (`wgbench suite --out` files).
+        records: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// A Markdown file whose generated block (between the wgbench report markers) is
+        /// replaced by the tables, e.g. BENCHMARKS.md.
+        #[arg(long)]
+        benchmarks: Option<PathBuf>,
+    },
     /// GFLOP/s of every matmul variant and the autotune's pick vs a BLAS-class CPU GEMM.
     Matmul {
         #[arg(long, default_value = "auto")]
@@ -127,66 +165,25 @@ enum Command {
     },
 }
 
-struct Shape {
-    name: String,
-    m: usize,
-    k: usize,
-    n: usize,
-    trans_b: bool,
-}
-
-fn shapes(tokens: usize, max_square: usize) -> Vec<Shape> {
-    let mut v = Vec::new();
-    let mut s = 256;
-    while s <= max_square {
-        v.push(Shape {
-            name: format!("square {s}"),
-            m: s,
-            k: s,
-            n: s,
-            trans_b: false,
-        });
-        s *= 2;
-    }
-    let t = tokens;
-    // (what, K, N, B stored [N, K] as a linear layer's weight)
-    let pico: [(&str, usize, usize, bool); 6] = [
-        ("tiny q/o proj", 96, 96, true),
-        ("tiny w_0/w_1", 96, 384, true),
-        ("tiny w_2", 384, 96, true),
-        ("tiny output proj", 96, 50304, true),
-        ("small w_0/w_1", 384, 1536, true),
-        ("small w_2", 1536, 384, true),
-    ];
-    for (what, k, n, tb) in pico {
-        v.push(Shape {
-            name: format!("{what} {t}x{k}x{n}"),
-            m: t,
-            k,
-            n,
-            trans_b: tb,
-        });
+/// The cases `wgbench matmul` runs: squares up to `max_square`, then the forward product of
+/// every pico layer over `tokens` rows (the suite's table; `wgbench suite` also runs the
+/// backward products).
+fn matmul_cases(tokens: usize, max_square: usize) -> Vec<MatmulCase> {
+    let mut v: Vec<MatmulCase> = shapes::matmul_cases(shapes::Size::Full)
+        .into_iter()
+        .filter(|c| c.product == Product::Square && c.shape.m <= max_square)
+        .collect();
+    for (preset, layer, inp, out) in shapes::PICO_LAYERS {
+        v.extend(
+            shapes::layer_products(&format!("{preset} {layer}"), tokens, inp, out)
+                .into_iter()
+                .filter(|c| c.product == Product::Forward),
+        );
     }
     v
 }
 
-/// A xorshift64 stream from `state` (not zero): cheap, reproducible benchmark inputs.
-fn xorshift(mut state: u64) -> impl Iterator<Item = u64> {
-    std::iter::repeat_with(move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    })
-}
-
-/// `n` values uniform in `[-0.5, 0.5)`, the same for the same seed.
-fn random(n: usize, seed: u64) -> Vec<f32> {
-    xorshift(seed.wrapping_mul(0x9E3779B97F4A7C15) | 1)
-        .take(n)
-        .map(|s| (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
-        .collect()
-}
+use wgtrain::bench::workloads::{random, xorshift};
 
 /// The GPU of `backend` (a name, or `auto`).
 fn open_gpu(backend: &str) -> wgtrain::Result<Gpu> {
@@ -229,8 +226,15 @@ fn time_gpu(gpu: &Gpu, repeats: usize, record: &dyn Fn(&mut wgpu::ComputePass<'_
     t0.elapsed().as_secs_f64() / repeats as f64
 }
 
-fn cpu_gemm(s: &Shape, a: &[f32], b: &[f32], c: &mut [f32]) {
-    // B is [K, N] row-major, or [N, K] when trans_b: strides express the transpose.
+/// `C = op(A) op(B)` on the CPU (matrixmultiply's threaded sgemm), A and B stored as the
+/// GPU's operands are (`[K, M]` when `trans_a`, `[N, K]` when `trans_b`); strides express
+/// the transposes.
+fn cpu_gemm(s: &ProductShape, a: &[f32], b: &[f32], c: &mut [f32]) {
+    let (rsa, csa) = if s.trans_a {
+        (1, s.m as isize)
+    } else {
+        (s.k as isize, 1)
+    };
     let (rsb, csb) = if s.trans_b {
         (1, s.k as isize)
     } else {
@@ -243,8 +247,8 @@ fn cpu_gemm(s: &Shape, a: &[f32], b: &[f32], c: &mut [f32]) {
             s.n,
             1.0,
             a.as_ptr(),
-            s.k as isize,
-            1,
+            rsa,
+            csa,
             b.as_ptr(),
             rsb,
             csb,
@@ -279,8 +283,9 @@ fn bench_matmul(
         names.join(" | ")
     );
     println!("|---|{}---|---|---|", "---|".repeat(variants.len()));
-    for s in shapes(tokens, max_square) {
-        let flops = 2.0 * (s.m * s.k * s.n) as f64;
+    for case in matmul_cases(tokens, max_square) {
+        let s = case.shape;
+        let flops = s.flops();
         let a = random(s.m * s.k, 1);
         let b = random(s.k * s.n, 2);
         let b_shape = if s.trans_b { [s.n, s.k] } else { [s.k, s.n] };
@@ -296,17 +301,7 @@ fn bench_matmul(
             let mm = Matmul::new(&gpu, &ta, &tb, &tc, spec.with_kernel(kernel))?;
             rates.push(flops / time_gpu(&gpu, repeats, &|pass| mm.record(pass)) / 1e9);
         }
-        let picked = wgtrain::ops::matmul::choose_kernel(
-            &gpu,
-            ProductShape {
-                m: s.m,
-                n: s.n,
-                k: s.k,
-                batch: 1,
-                trans_a: false,
-                trans_b: s.trans_b,
-            },
-        );
+        let picked = wgtrain::ops::matmul::choose_kernel(&gpu, s);
         let auto = rates[variants.iter().position(|&v| v == picked).unwrap_or(0)];
         let mut c = vec![0f32; s.m * s.n];
         cpu_gemm(&s, &a, &b, &mut c);
@@ -318,7 +313,7 @@ fn bench_matmul(
         let cells: Vec<String> = rates.iter().map(|r| format!("{r:.2}")).collect();
         println!(
             "| {} | {} | {picked} | {cpu:.2} | {:.3}x |",
-            s.name,
+            case.label(),
             cells.join(" | "),
             auto / cpu
         );
@@ -343,6 +338,34 @@ fn main() -> ExitCode {
         None => {}
     }
     let result = match cli.command {
+        Command::Suite {
+            backend,
+            quick,
+            out,
+            python,
+            no_pytorch,
+            only,
+        } => suite::run(suite::SuiteArgs {
+            backend,
+            quick,
+            out,
+            python: (!no_pytorch).then(|| {
+                python
+                    .or_else(|| std::env::var("WGBENCH_PYTHON").ok())
+                    .unwrap_or_else(|| "python3".into())
+            }),
+            only,
+        }),
+        Command::Report {
+            records,
+            out,
+            benchmarks,
+        } => wgtrain::bench::report::load(&records).and_then(|r| {
+            let md = wgtrain::bench::report::write(&r, &out, benchmarks.as_deref())?;
+            println!("{md}");
+            println!("report written to {}", out.join("report.md").display());
+            Ok(())
+        }),
         Command::Matmul {
             backend,
             tokens,

@@ -19,7 +19,7 @@ fn one_step(gpu: &Gpu, model: &Decoder) -> Result<()> {
 }
 
 /// GPU time per op family for one step, from timestamp queries around each stage's pass.
-fn family_times(gpu: &Gpu, model: &Decoder) -> Result<Option<BTreeMap<&'static str, f64>>> {
+pub fn family_times(gpu: &Gpu, model: &Decoder) -> Result<Option<BTreeMap<&'static str, f64>>> {
     if !gpu
         .device
         .features()

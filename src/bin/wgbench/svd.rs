@@ -3,6 +3,8 @@
 
 use crate::{open_gpu, print_adapter, random, xorshift};
 use std::time::Instant;
+use wgtrain::bench::record::Timing;
+use wgtrain::bench::timing::WALL;
 use wgtrain::metrics::dynamics::MetricsPlan;
 use wgtrain::metrics::svd::{SvdPlan, SvdReport};
 use wgtrain::model::config::ModelConfig;
@@ -30,49 +32,48 @@ pub fn bench_svd(backend: &str, up_to: &str, repeats: usize) -> Result<()> {
             ("OV circuit", d, c.attention_n_heads * d),
         ] {
             let t = time_on_device(&gpu, rows, cols, repeats)?;
-            let data = random(rows * cols, 7);
-            let m = nalgebra::DMatrix::<f64>::from_row_iterator(
-                rows,
-                cols,
-                data.iter().map(|&v| v as f64),
-            );
-            let t0 = Instant::now();
-            let runs = repeats.clamp(1, 3);
-            for _ in 0..runs {
-                let s = m.clone().singular_values();
-                std::hint::black_box(s);
-            }
-            let cpu = t0.elapsed().as_secs_f64() / runs as f64;
+            let median = |v: &[f64]| Timing::of(WALL, v).map_or(f64::NAN, |t| t.median_s);
+            let (svd_s, metrics_s) = (median(&t.svd_samples), median(&t.metrics_samples));
+            let cpu = cpu_svd_seconds(rows, cols, repeats.clamp(1, 3));
             println!(
                 "| {preset} {what} ({rows} x {cols}) | {:.3} | {:.3} | {} | {:.3} | {:.2}x |",
-                t.svd_seconds,
-                t.metrics_seconds,
+                svd_s,
+                metrics_s,
                 t.report.sweeps,
                 cpu,
-                cpu / t.svd_seconds
+                cpu / svd_s
             );
         }
     }
     Ok(())
 }
 
+/// Mean seconds of the CPU SVD (nalgebra, f64, singular values only) of a random
+/// `rows x cols` matrix over `runs` runs.
+pub fn cpu_svd_seconds(rows: usize, cols: usize, runs: usize) -> f64 {
+    let data = random(rows * cols, 7);
+    let m = nalgebra::DMatrix::<f64>::from_row_iterator(rows, cols, data.iter().map(|&v| v as f64));
+    let t0 = Instant::now();
+    for _ in 0..runs {
+        let s = m.clone().singular_values();
+        std::hint::black_box(s);
+    }
+    t0.elapsed().as_secs_f64() / runs as f64
+}
+
 /// Timings of the solver on one shape.
-struct DeviceTiming {
-    /// Median seconds of [`SvdPlan::singular_values`] (sweeps, norms, readback).
-    svd_seconds: f64,
-    /// Median seconds of [`MetricsPlan::run`] (the SVD plus sort and reductions).
-    metrics_seconds: f64,
+pub struct DeviceTiming {
+    /// Seconds of each timed [`SvdPlan::singular_values`] (sweeps, norms, readback).
+    pub svd_samples: Vec<f64>,
+    /// Seconds of each timed [`MetricsPlan::run`] (the SVD plus sort and reductions).
+    pub metrics_samples: Vec<f64>,
     /// How the last timed SVD converged.
-    report: SvdReport,
+    pub report: SvdReport,
 }
 
 /// Time the solver and the metrics on a random `rows x cols` matrix (uniform entries, as
 /// pico's init), `repeats` times each after one warm-up run.
-fn time_on_device(gpu: &Gpu, rows: usize, cols: usize, repeats: usize) -> Result<DeviceTiming> {
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+pub fn time_on_device(gpu: &Gpu, rows: usize, cols: usize, repeats: usize) -> Result<DeviceTiming> {
     let repeats = repeats.max(1);
     let bound = 1.0 / (cols as f32).sqrt();
     let data: Vec<f32> = xorshift(0x9E37_79B9_7F4A_7C15u64 ^ ((rows as u64) << 20) ^ cols as u64)
@@ -99,8 +100,8 @@ fn time_on_device(gpu: &Gpu, rows: usize, cols: usize, repeats: usize) -> Result
         metric_times.push(t.elapsed().as_secs_f64());
     }
     Ok(DeviceTiming {
-        svd_seconds: median(svd_times),
-        metrics_seconds: median(metric_times),
+        svd_samples: svd_times,
+        metrics_samples: metric_times,
         report,
     })
 }
