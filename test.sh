@@ -12,6 +12,10 @@ export LP_NUM_THREADS="${LP_NUM_THREADS:-0}"
 echo "== cargo test"
 cargo test --release
 
+# The criterion benches (one per kernel family) run once each, to show they still work.
+echo "== criterion benches (--test: one run each)"
+cargo bench --benches -- --test
+
 # Portability beyond Vulkan: the model against PyTorch's fixtures, and a short CLI training
 # run with evaluation, on wgpu's GL backend (llvmpipe: no subgroups, no f16).
 echo "== GL backend (llvmpipe)"

@@ -41,6 +41,6 @@ if timeout "$left" "$bin" suite --backend "$backend" --python "$python" \
   --out "$out/suite-$backend.json" > "$out/suite-$backend.txt" 2>&1; then
   tail -n 60 "$out/suite-$backend.txt"
 else
-  echo "the full suite did not finish in ${left} s (exit $?); its log: $out/suite-$backend.txt"
+  echo "the full suite did not finish in ${left} s (exit $?); what it measured: $out/suite-$backend.json.partial, its log: $out/suite-$backend.txt"
   tail -n 20 "$out/suite-$backend.txt"
 fi

@@ -31,7 +31,7 @@ pub fn bench_svd(backend: &str, up_to: &str, repeats: usize) -> Result<()> {
             ("w_2", d, c.activation_hidden_dim),
             ("OV circuit", d, c.attention_n_heads * d),
         ] {
-            let t = time_on_device(&gpu, rows, cols, repeats)?;
+            let t = time_on_device(&gpu, rows, cols, repeats, repeats)?;
             let median = |v: &[f64]| Timing::of(WALL, v).map_or(f64::NAN, |t| t.median_s);
             let (svd_s, metrics_s) = (median(&t.svd_samples), median(&t.metrics_samples));
             let cpu = cpu_svd_seconds(rows, cols, repeats.clamp(1, 3));
@@ -39,7 +39,7 @@ pub fn bench_svd(backend: &str, up_to: &str, repeats: usize) -> Result<()> {
                 "| {preset} {what} ({rows} x {cols}) | {:.3} | {:.3} | {} | {:.3} | {:.2}x |",
                 svd_s,
                 metrics_s,
-                t.report.sweeps,
+                t.report.map_or(0, |r| r.sweeps),
                 cpu,
                 cpu / svd_s
             );
@@ -67,13 +67,20 @@ pub struct DeviceTiming {
     pub svd_samples: Vec<f64>,
     /// Seconds of each timed [`MetricsPlan::run`] (the SVD plus sort and reductions).
     pub metrics_samples: Vec<f64>,
-    /// How the last timed SVD converged.
-    pub report: SvdReport,
+    /// How the last timed SVD converged (none when the SVD alone was not timed).
+    pub report: Option<SvdReport>,
 }
 
 /// Time the solver and the metrics on a random `rows x cols` matrix (uniform entries, as
-/// pico's init), `repeats` times each after one warm-up run.
-pub fn time_on_device(gpu: &Gpu, rows: usize, cols: usize, repeats: usize) -> Result<DeviceTiming> {
+/// pico's init): the SVD alone `svd_runs` times (after a warm-up run, none when 0), then
+/// the metrics `repeats` times after one warm-up run.
+pub fn time_on_device(
+    gpu: &Gpu,
+    rows: usize,
+    cols: usize,
+    svd_runs: usize,
+    repeats: usize,
+) -> Result<DeviceTiming> {
     let repeats = repeats.max(1);
     let bound = 1.0 / (cols as f32).sqrt();
     let data: Vec<f32> = xorshift(0x9E37_79B9_7F4A_7C15u64 ^ ((rows as u64) << 20) ^ cols as u64)
@@ -85,12 +92,15 @@ pub fn time_on_device(gpu: &Gpu, rows: usize, cols: usize, repeats: usize) -> Re
     let metrics = MetricsPlan::new(gpu, rows, cols)?;
     // Building the plans (pipelines, bind groups) stays out of the timed runs.
     gpu.finish_blocking()?;
-    let (_, mut report) = svd.singular_values_blocking(gpu, &m)?;
+    let mut report = None;
     let mut svd_times = Vec::new();
-    for _ in 0..repeats {
-        let t = Instant::now();
-        report = svd.singular_values_blocking(gpu, &m)?.1;
-        svd_times.push(t.elapsed().as_secs_f64());
+    if svd_runs > 0 {
+        report = Some(svd.singular_values_blocking(gpu, &m)?.1);
+        for _ in 0..svd_runs {
+            let t = Instant::now();
+            report = Some(svd.singular_values_blocking(gpu, &m)?.1);
+            svd_times.push(t.elapsed().as_secs_f64());
+        }
     }
     metrics.run_blocking(gpu, &m)?;
     let mut metric_times = Vec::new();

@@ -148,20 +148,41 @@ pub fn run(args: SuiteArgs) -> Result<()> {
         size.name(),
         ctx.timer.source()
     );
-    kernels::matmul(&ctx, &mut sink);
-    kernels::attention(&ctx, &mut sink);
-    model::steps(&ctx, &mut sink);
-    model::evaluation(&ctx, &mut sink);
-    extras::metrics(&ctx, &mut sink);
-    extras::demo(&ctx, &mut sink);
-    let record = Record {
-        entries: sink.entries,
+    let header = Record {
         baselines,
         ..host::header(&gpu, size)
+    };
+    // What has been measured so far is kept in OUT.partial after every family, so a run cut
+    // short (a time limit, a lost device) still leaves its figures; OUT appears at the end.
+    let partial = args.out.as_ref().map(|o| o.with_extension("json.partial"));
+    let families: [fn(&Ctx, &mut Sink); 6] = [
+        kernels::matmul,
+        kernels::attention,
+        model::steps,
+        model::evaluation,
+        extras::metrics,
+        extras::demo,
+    ];
+    for run_family in families {
+        run_family(&ctx, &mut sink);
+        if let Some(p) = &partial {
+            let so_far = Record {
+                entries: sink.entries.clone(),
+                ..header.clone()
+            };
+            host::write_record(&so_far, p)?;
+        }
+    }
+    let record = Record {
+        entries: sink.entries,
+        ..header
     };
     println!("\n{}", record.summary_markdown());
     if let Some(out) = &args.out {
         host::write_record(&record, out)?;
+        if let Some(p) = &partial {
+            let _ = std::fs::remove_file(p);
+        }
         println!("record written to {}", out.display());
     }
     Ok(())
