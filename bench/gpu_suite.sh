@@ -12,7 +12,8 @@
 #
 # The quick suite runs first (about a minute on a GPU), so a record exists even if the full
 # suite then runs out of time; the full suite gets what is left of the budget.
-# WGBENCH_QUICK_ONLY=1 stops after the quick suite (how this script is tested on lavapipe).
+# WGBENCH_QUICK_ONLY=1 stops after the quick suite; WGBENCH_BUDGET_S (default 450) is the
+# time for both. Tested on lavapipe with WGBENCH_QUICK_ONLY=1 WGBENCH_BUDGET_S=1200.
 set -euo pipefail
 out=${1:?usage: bash bench/gpu_suite.sh OUT_DIR [BACKEND]}
 backend=${2:-vulkan}
@@ -32,8 +33,9 @@ export WGBENCH_COMMIT=${WGBENCH_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/n
 "$bin" --version > "$out/wgbench-version.txt"
 
 echo "== quick suite ($backend)"
-timeout $((budget / 3)) "$bin" suite --quick --backend "$backend" --python "$python" \
-  --out "$out/suite-quick-$backend.json" 2>&1 | tee "$out/suite-quick-$backend.txt"
+timeout $((budget / 2)) "$bin" suite --quick --backend "$backend" --python "$python" \
+  --out "$out/suite-quick-$backend.json" 2>&1 | tee "$out/suite-quick-$backend.txt" \
+  || echo "the quick suite did not finish in $((budget / 2)) s; what it measured: $out/suite-quick-$backend.json.partial"
 if [ "${WGBENCH_QUICK_ONLY:-0}" = 1 ]; then exit 0; fi
 left=$((budget - ($(date +%s) - start)))
 echo "== full suite ($backend), ${left} s left"

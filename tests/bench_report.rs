@@ -90,7 +90,7 @@ fn two_records_make_one_table_per_family_and_charts() {
         assert!(text.contains(f), "no table {f}:\n{text}");
     }
     assert!(
-        text.contains("| entry | variant | lavapipe (vulkan) | llvmpipe (gl) |"),
+        text.contains("| entry | variant | lavapipe (vulkan, quick) | llvmpipe (gl, quick) |"),
         "{text}"
     );
     // lavapipe: 2 * 256^3 / 0.01 s = 3.36 GFLOP/s, 0.100x the CPU GEMM; gl twice as fast.
@@ -113,7 +113,7 @@ fn two_records_make_one_table_per_family_and_charts() {
         assert_eq!(&png[1..4], b"PNG", "{stem}.png");
         let svg = std::fs::read_to_string(out.join(format!("{stem}.svg"))).unwrap();
         assert!(
-            svg.contains("<svg") && svg.contains("llvmpipe (gl)"),
+            svg.contains("<svg") && svg.contains("llvmpipe (gl, quick)"),
             "{stem}.svg"
         );
         assert!(text.contains(&format!("{stem}.svg")), "report links {stem}");

@@ -258,7 +258,12 @@ impl Record {
 
     /// A short column name for reports, e.g. `llvmpipe (vulkan)`.
     pub fn column(&self) -> String {
-        format!("{} ({})", self.adapter.name, self.adapter.backend)
+        let name = match self.adapter.name.trim() {
+            // Some browsers give no adapter name.
+            "" => format!("unnamed {} adapter", self.adapter.device_type),
+            n => n.to_string(),
+        };
+        format!("{name} ({}, {})", self.adapter.backend, self.size)
     }
 
     /// The run as Markdown: the set-up, then one table per family.

@@ -28,11 +28,16 @@ pub fn metrics(ctx: &Ctx, sink: &mut Sink) {
             let name = format!("{preset} {what} ({rows} x {cols}): SVD, PER, condition number");
             sink.run(FAMILY, &name, None, || {
                 // The metrics' runs only: they include the SVD.
-                let t = time_on_device(ctx.gpu, rows, cols, 0, shapes::step_repeats(ctx.size).max(2))?;
+                let t = time_on_device(
+                    ctx.gpu,
+                    rows,
+                    cols,
+                    0,
+                    shapes::step_repeats(ctx.size).max(2),
+                )?;
                 let timing = Timing::of(WALL, &t.metrics_samples)
                     .ok_or_else(|| wgtrain::Error::Invalid("no timed run".into()))?;
-                let mut e = Entry::new(FAMILY, name.clone())
-                    .measured(timing, 1.0, Unit::RunsPerS);
+                let mut e = Entry::new(FAMILY, name.clone()).measured(timing, 1.0, Unit::RunsPerS);
                 // The CPU computes the singular values only: the comparison favours it.
                 e.baseline("cpu svd", cpu_svd_seconds(rows, cols, 2), 1.0);
                 Ok(e)
