@@ -270,7 +270,10 @@ pub fn write(records: &[Record], dir: &Path, benchmarks: Option<&Path>) -> Resul
     let report = markdown(records, &svg(""));
     write_atomic(&dir.join("report.md"), &report)?;
     if let Some(md) = benchmarks {
-        let base = md.parent().unwrap_or(Path::new("."));
+        let base = match md.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
         let rel = relative(dir, base);
         let block = markdown(records, &svg(&format!("{rel}/")));
         let text = std::fs::read_to_string(md)
