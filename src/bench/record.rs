@@ -42,6 +42,26 @@ pub struct Adapter {
     pub timestamp_queries: bool,
 }
 
+impl Adapter {
+    /// The adapter `gpu` runs on, with whether its device has timestamp queries.
+    pub fn of(gpu: &crate::Gpu) -> Adapter {
+        let a = &gpu.adapter;
+        Adapter {
+            name: a.name.clone(),
+            vendor: format!("{:#x}", a.vendor),
+            backend: a.backend.to_string(),
+            device_type: a.device_type.clone(),
+            driver: a.driver.clone(),
+            driver_info: a.driver_info.clone(),
+            subgroup_sizes: [a.subgroup_sizes.0, a.subgroup_sizes.1],
+            timestamp_queries: gpu
+                .device
+                .features()
+                .contains(wgpu::Features::TIMESTAMP_QUERY),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Host {
     pub cpu: String,

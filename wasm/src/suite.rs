@@ -322,21 +322,11 @@ pub async fn run(gpu: &Gpu, text: &str) -> Record {
     if let Err(e) = demo(gpu, text, &mut entries).await {
         entries.push(fail("browser demo session", e));
     }
-    let a = &gpu.adapter;
     let f = gpu.device.features();
     Record {
         format: FORMAT,
         size: SIZE.name().into(),
-        adapter: Adapter {
-            name: a.name.clone(),
-            vendor: format!("{:#x}", a.vendor),
-            backend: a.backend.to_string(),
-            device_type: a.device_type.clone(),
-            driver: a.driver.clone(),
-            driver_info: a.driver_info.clone(),
-            subgroup_sizes: [a.subgroup_sizes.0, a.subgroup_sizes.1],
-            timestamp_queries: f.contains(wgpu::Features::TIMESTAMP_QUERY),
-        },
+        adapter: Adapter::of(gpu),
         wgpu_version: "unknown".into(),
         features: f.iter_names().map(|(n, _)| n.to_string()).collect(),
         limits: [

@@ -100,7 +100,6 @@ pub fn utc_date(secs: u64) -> String {
 
 /// Everything of the record but its entries and baselines.
 pub fn header(gpu: &Gpu, size: Size) -> Record {
-    let a = &gpu.adapter;
     let features = gpu.device.features();
     let l = gpu.device.limits();
     let limits = BTreeMap::from([
@@ -126,16 +125,7 @@ pub fn header(gpu: &Gpu, size: Size) -> Record {
     Record {
         format: FORMAT,
         size: size.name().into(),
-        adapter: Adapter {
-            name: a.name.clone(),
-            vendor: format!("{:#x}", a.vendor),
-            backend: a.backend.to_string(),
-            device_type: a.device_type.clone(),
-            driver: a.driver.clone(),
-            driver_info: a.driver_info.clone(),
-            subgroup_sizes: [a.subgroup_sizes.0, a.subgroup_sizes.1],
-            timestamp_queries: features.contains(wgpu::Features::TIMESTAMP_QUERY),
-        },
+        adapter: Adapter::of(gpu),
         wgpu_version: wgpu_version(),
         features: features.iter_names().map(|(n, _)| n.to_string()).collect(),
         limits,
