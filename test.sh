@@ -16,11 +16,14 @@ cargo test --release
 echo "== criterion benches (--test: one run each)"
 cargo bench --benches -- --test
 
-# Portability beyond Vulkan: the model against PyTorch's fixtures, and a short CLI training
-# run with evaluation, on wgpu's GL backend (llvmpipe: no subgroups, no f16).
+# Portability beyond Vulkan: the model against PyTorch's fixtures, every attention kernel,
+# the learning-dynamics metrics (the on-device SVD), and a short CLI training run with
+# evaluation, on wgpu's GL backend (llvmpipe: no subgroups, no f16).
 echo "== GL backend (llvmpipe)"
-WGTRAIN_TEST_BACKEND=gl cargo test --release --test pico_fixture
-WGTRAIN_TEST_BACKEND=gl cargo test --release --test train cli_trains_then_eval
+# With a cold shader cache, as on a fresh machine: the first run on GL must take seconds.
+gl_env=(env WGTRAIN_TEST_BACKEND=gl MESA_SHADER_CACHE_DISABLE=true)
+"${gl_env[@]}" cargo test --release --test pico_fixture --test ops_attention --test dynamics
+"${gl_env[@]}" cargo test --release --test train cli_trains_then_eval
 
 # The examples are part of the documentation: each must still build and run (seconds each).
 echo "== examples"

@@ -427,7 +427,8 @@ impl Gpu {
             // can run forever (see above).
             unsafe { self.device.create_shader_module_trusted(desc, checks) }
         });
-        // Pipeline compilation can dominate a first run (GL compiles at creation): logged.
+        // Pipeline compilation can dominate a first run (Mesa's GL compiles at the first
+        // dispatch): logged.
         #[cfg(not(target_arch = "wasm32"))]
         let started = std::time::Instant::now();
         let pipeline = Arc::new(self.device.create_compute_pipeline(
@@ -438,7 +439,15 @@ impl Gpu {
                 entry_point: Some(entry),
                 compilation_options: wgpu::PipelineCompilationOptions {
                     constants,
-                    ..Default::default()
+                    // No zeroing of `var<workgroup>` memory: in every shader, each element an
+                    // invocation reads was written earlier in the same dispatch (checked shader
+                    // by shader on 2026-12-04; a new shader must keep it so). naga's GLSL
+                    // zeroes it from invocation 0 with one array constructor per variable
+                    // (`float[2048](0.0, ...)`), and llvmpipe's GL driver, which splits
+                    // barrier-using shaders into LLVM coroutines, then took minutes per
+                    // pipeline on a cold shader cache (BENCHMARKS.md, "GL's slow first run").
+                    // Browsers zero it regardless.
+                    zero_initialize_workgroup_memory: false,
                 },
                 cache: None,
             },

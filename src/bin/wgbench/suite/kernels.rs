@@ -66,10 +66,6 @@ pub fn matmul(ctx: &Ctx, sink: &mut Sink) {
     }
 }
 
-/// Why the GL backend does not run the tiled attention.
-const GL_TILED_ATTENTION: &str = "not run on GL: the tiled kernels' GLSL had not compiled after \
-     8 minutes on llvmpipe (Mesa 25.0.7); `auto` takes the rows kernels there";
-
 /// Bytes an attention entry's tensors hold (q, k, v, out and their gradients, the row stats).
 fn attention_bytes(s: &AttentionShape) -> u64 {
     let q = s.batch * s.seq * s.heads * s.head_dim;
@@ -86,16 +82,6 @@ pub fn attention(ctx: &Ctx, sink: &mut Sink) {
     // One device per pinned variant; `auto` runs on the suite's own device.
     let mut devices: Vec<(AttentionKernel, Option<Gpu>)> = vec![(AttentionKernel::Auto, None)];
     for v in AttentionKernel::VARIANTS {
-        if v == AttentionKernel::Tiled && ctx.gpu.adapter.backend == "gl" {
-            // Measured on llvmpipe (Mesa 25.0.7): its pipelines had not compiled after 8
-            // minutes, at any shape. The rule never picks tiles on a CPU adapter.
-            sink.push(
-                Entry::new("attention forward", "every shape")
-                    .variant(v.name())
-                    .skipped(GL_TILED_ATTENTION),
-            );
-            continue;
-        }
         match open_pinned(&ctx.backend, v) {
             Ok(g) => devices.push((v, Some(g))),
             Err(e) => sink.push(
