@@ -7,7 +7,6 @@ mod common;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wgtrain::bench::shapes::{matmul_cases, Size};
 use wgtrain::bench::workloads::{matmul_op, matmul_operands, random};
-use wgtrain::formulas::kernels::MatmulKernel;
 
 fn bench(c: &mut Criterion) {
     let Some(gpu) = common::gpu("matmul") else {
@@ -19,7 +18,7 @@ fn bench(c: &mut Criterion) {
         let operands = matmul_operands(&gpu, &s, &random(s.m * s.k, 1), &random(s.k * s.n, 2))
             .expect("operands");
         group.throughput(Throughput::Elements(s.flops() as u64));
-        for kernel in MatmulKernel::VARIANTS {
+        for kernel in wgtrain::ops::matmul::available_kernels(&gpu) {
             let op = matmul_op(&gpu, &s, &operands, kernel).expect("matmul");
             group.bench_function(format!("{} {kernel}", case.label()), |b| {
                 b.iter(|| {

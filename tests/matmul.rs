@@ -1,4 +1,4 @@
-//! The matmul family on the GPU against the f64 CPU reference: three layouts, both kernels,
+//! The matmul family on the GPU against the f64 CPU reference: three layouts, every kernel,
 //! ragged and tiny shapes, batching and broadcasting, the epilogue, tensors bound in pieces,
 //! and grids folded past the dispatch-dimension limit.
 
@@ -74,7 +74,11 @@ fn check(gpu: &Gpu, case: &Case, spec: MatmulSpec, seed: u64) -> usize {
 }
 
 const LAYOUTS: [(bool, bool); 3] = [(false, false), (false, true), (true, false)];
-const KERNELS: [MatmulKernel; 4] = MatmulKernel::VARIANTS;
+
+/// Every variant `gpu` can run (the subgroup one where the adapter has subgroups).
+fn kernels(gpu: &Gpu) -> Vec<MatmulKernel> {
+    wgtrain::ops::matmul::available_kernels(gpu)
+}
 
 fn plain(m: usize, n: usize, k: usize) -> Case {
     Case {
@@ -103,7 +107,7 @@ fn all_layouts_on_ragged_shapes_with_both_kernels() {
         (8, 96, 384),
     ];
     let mut seed = 10;
-    for kernel in KERNELS {
+    for kernel in kernels(&gpu) {
         for (ta, tb) in LAYOUTS {
             for &(m, n, k) in &shapes {
                 let spec = MatmulSpec {
@@ -122,7 +126,7 @@ fn all_layouts_on_ragged_shapes_with_both_kernels() {
 #[test]
 fn zero_inner_dimension_gives_beta_times_c() {
     let gpu = gpu();
-    for kernel in KERNELS {
+    for kernel in kernels(&gpu) {
         let spec = MatmulSpec::nn().scale(2.0).accumulate().with_kernel(kernel);
         check(&gpu, &plain(5, 6, 0), spec, 1);
     }
@@ -138,7 +142,7 @@ fn batched_and_broadcast_operands() {
         (1, 2, 2), // shared A
     ];
     let mut seed = 100;
-    for kernel in KERNELS {
+    for kernel in kernels(&gpu) {
         for (ta, tb) in LAYOUTS {
             for &(ba, bb, bc) in &cases {
                 let case = Case {
@@ -165,7 +169,7 @@ fn batched_and_broadcast_operands() {
 #[test]
 fn epilogue_scales_and_accumulates() {
     let gpu = gpu();
-    for kernel in KERNELS {
+    for kernel in kernels(&gpu) {
         for (ta, tb) in LAYOUTS {
             let base = MatmulSpec {
                 trans_a: ta,
@@ -183,7 +187,7 @@ fn epilogue_scales_and_accumulates() {
 #[test]
 fn beta_zero_never_reads_c() {
     let gpu = gpu();
-    for kernel in KERNELS {
+    for kernel in kernels(&gpu) {
         let a = random(6 * 4, 1);
         let b = random(4 * 5, 2);
         let ta = Tensor::from_f32(&gpu, &[6, 4], &a).unwrap();
@@ -213,7 +217,7 @@ fn tensors_bound_in_pieces() {
         "30 floats per row: 8 rows per 1 KiB piece, 50 rows"
     );
     let mut seed = 500;
-    for kernel in KERNELS {
+    for kernel in kernels(&gpu) {
         for (ta, tb) in LAYOUTS {
             for case in [
                 plain(37, 45, 29),
@@ -267,7 +271,7 @@ fn grids_fold_past_the_dispatch_dimension_limit() {
         max_workgroups_per_dim: Some(16),
         ..Default::default()
     });
-    for kernel in KERNELS {
+    for kernel in kernels(&gpu) {
         for (ta, tb) in LAYOUTS {
             let spec = MatmulSpec {
                 trans_a: ta,
@@ -329,4 +333,23 @@ fn shape_errors_name_the_problem() {
         .unwrap()
         .to_string();
     assert!(msg.contains("expected [.., 4, 7]"), "{msg}");
+}
+
+#[test]
+fn the_subgroup_kernel_is_offered_exactly_where_the_adapter_has_subgroups() {
+    let gpu = gpu();
+    let has = gpu.device.features().contains(wgpu::Features::SUBGROUP)
+        && gpu.adapter.subgroup_sizes.0 >= 8;
+    let sg = MatmulKernel::RowsSubgroup16x8;
+    assert_eq!(kernels(&gpu).contains(&sg), has, "{:?}", gpu.adapter);
+    let a = Tensor::zeros(&gpu, &[4, 4], DType::F32).unwrap();
+    let c = Tensor::zeros(&gpu, &[4, 4], DType::F32).unwrap();
+    let pinned = Matmul::new(&gpu, &a, &a, &c, MatmulSpec::nn().with_kernel(sg));
+    if has {
+        pinned.expect("the adapter has subgroups");
+    } else {
+        let msg = pinned.err().expect("no subgroups: refused").to_string();
+        assert!(msg.contains("needs subgroups of at least 8 lanes"), "{msg}");
+        assert!(msg.contains("--kernel matmul="), "{msg}");
+    }
 }

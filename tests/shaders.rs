@@ -48,8 +48,14 @@ fn prelude_line(code: &str) -> Vec<&str> {
 
 fn translate(src: &str) -> Result<usize, String> {
     let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
-    // The portable baseline: no optional capabilities, as WebGPU guarantees.
-    let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
+    // The portable baseline: no optional capabilities, as WebGPU guarantees, except for the
+    // variants the host runs only where the adapter has subgroups.
+    let caps = if src.contains("subgroup") {
+        Capabilities::SUBGROUP
+    } else {
+        Capabilities::empty()
+    };
+    let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&module)
         .map_err(|e| e.emit_to_string(src))?;
     // Pipeline-overridable constants (attention_rows' HD4) take their defaults, as the

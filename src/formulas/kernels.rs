@@ -21,18 +21,30 @@ pub enum MatmulKernel {
     Rows16x8,
     /// As `Rows8x4` with 8 columns per lane and 8 lanes.
     Rows8x8,
+    /// As `Rows16x8`, with A's elements shared across the lanes by subgroup shuffles instead
+    /// of loaded by every lane: only where the adapter has subgroups of at least 8 lanes.
+    RowsSubgroup16x8,
     /// 64 x 64 tiles staged in workgroup memory: for GPUs.
     Tiled,
 }
 
 impl MatmulKernel {
     /// The concrete variants, in the order the tuner tries them.
-    pub const VARIANTS: [MatmulKernel; 4] = [
+    pub const VARIANTS: [MatmulKernel; 5] = [
         MatmulKernel::Rows8x4,
         MatmulKernel::Rows16x8,
         MatmulKernel::Rows8x8,
+        MatmulKernel::RowsSubgroup16x8,
         MatmulKernel::Tiled,
     ];
+
+    /// The fewest lanes a subgroup must have for this variant, if it uses subgroups.
+    pub fn min_subgroup(self) -> Option<u32> {
+        match self {
+            MatmulKernel::RowsSubgroup16x8 => Some(8),
+            _ => None,
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -40,6 +52,7 @@ impl MatmulKernel {
             MatmulKernel::Rows8x4 => "rows_8x4",
             MatmulKernel::Rows16x8 => "rows_16x8",
             MatmulKernel::Rows8x8 => "rows_8x8",
+            MatmulKernel::RowsSubgroup16x8 => "rows_sg_16x8",
             MatmulKernel::Tiled => "tiled",
         }
     }
@@ -160,7 +173,7 @@ mod tests {
         assert_eq!("".parse::<KernelPins>().unwrap(), KernelPins::default());
         let e = "matmul=fast".parse::<KernelPins>().unwrap_err();
         assert!(
-            e.contains("auto, rows_8x4, rows_16x8, rows_8x8, tiled"),
+            e.contains("auto, rows_8x4, rows_16x8, rows_8x8, rows_sg_16x8, tiled"),
             "{e}"
         );
         assert!("softmax=rows"

@@ -56,6 +56,11 @@ shader!(
     "matmul_rows_8x8.wgsl",
     prelude: ["grid_3d", "matmul_common", "matmul_rows"]
 );
+shader!(
+    MATMUL_ROWS_SG_16X8,
+    "matmul_rows_sg_16x8.wgsl",
+    prelude: ["grid_3d", "matmul_common"]
+);
 shader!(REDUCE, "reduce.wgsl", prelude: ["workgroup_sum"]);
 shader!(RMSNORM, "rmsnorm.wgsl", prelude: ["grid", "workgroup_sum"]);
 shader!(ROPE, "rope.wgsl", prelude: ["grid"]);
@@ -77,6 +82,7 @@ pub const ALL: &[&ShaderSource] = &[
     &MATMUL_ROWS_8X4,
     &MATMUL_ROWS_16X8,
     &MATMUL_ROWS_8X8,
+    &MATMUL_ROWS_SG_16X8,
     &RMSNORM,
     &ROPE,
     &SWIGLU,

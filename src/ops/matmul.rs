@@ -6,10 +6,11 @@
 //! `A·B`, `A·Bᵀ` and `Aᵀ·B` cover a linear layer's forward and both backward products.
 
 use super::matmul_tune::{self as tune, ProductShape};
+pub use super::matmul_tune::{available_kernels, check_available};
 use crate::error::{Error, Result};
 pub use crate::formulas::matmul::{MatmulKernel, MatmulSpec};
 use crate::gpu::shaders::{
-    ShaderSource, MATMUL, MATMUL_ROWS_16X8, MATMUL_ROWS_8X4, MATMUL_ROWS_8X8,
+    ShaderSource, MATMUL, MATMUL_ROWS_16X8, MATMUL_ROWS_8X4, MATMUL_ROWS_8X8, MATMUL_ROWS_SG_16X8,
 };
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 
@@ -35,6 +36,10 @@ fn variant(kernel: MatmulKernel) -> Variant {
         MatmulKernel::Rows8x4 => rows(&MATMUL_ROWS_8X4, 8, 16 * 4),
         MatmulKernel::Rows16x8 => rows(&MATMUL_ROWS_16X8, 16, 8 * 8),
         MatmulKernel::Rows8x8 => rows(&MATMUL_ROWS_8X8, 8, 8 * 8),
+        MatmulKernel::RowsSubgroup16x8 => Variant {
+            entry: "matmul_rows_sg",
+            ..rows(&MATMUL_ROWS_SG_16X8, 16, 8 * 8)
+        },
         MatmulKernel::Tiled | MatmulKernel::Auto => Variant {
             shader: &MATMUL,
             entry: "matmul_tiled",
@@ -66,7 +71,7 @@ pub fn choose_kernel(gpu: &Gpu, shape: ProductShape) -> MatmulKernel {
         }
         Ok(best)
     };
-    tune::choose(gpu, shape, &mut time)
+    tune::choose(gpu, shape, &available_kernels(gpu), &mut time)
 }
 
 /// Zeroed A, B and C of `shape`, laid out as the product reads them.
@@ -118,12 +123,14 @@ fn time_once(gpu: &Gpu, mm: &Matmul) -> Result<f64> {
 
 /// The kernel that runs a product: the call's own choice, else the device's pin, else the
 /// tuner's measurement (or rule) for this shape.
-fn choose(gpu: &Gpu, spec: &MatmulSpec, shape: ProductShape) -> MatmulKernel {
-    match (spec.kernel, gpu.kernels().matmul) {
+fn choose(gpu: &Gpu, spec: &MatmulSpec, shape: ProductShape) -> Result<MatmulKernel> {
+    let kernel = match (spec.kernel, gpu.kernels().matmul) {
         (MatmulKernel::Auto, MatmulKernel::Auto) => choose_kernel(gpu, shape),
         (MatmulKernel::Auto, pinned) => pinned,
         (chosen, _) => chosen,
-    }
+    };
+    check_available(gpu, kernel)?;
+    Ok(kernel)
 }
 
 #[repr(C)]
@@ -383,7 +390,7 @@ impl Matmul {
             entry,
             tile_m,
             tile_n,
-        } = variant(choose(gpu, &spec, shape));
+        } = variant(choose(gpu, &spec, shape)?);
 
         let single = [&oa, &ob, &oc].iter().all(|o| o.t.pieces().len() == 1);
         let mut dispatches = Vec::new();
@@ -540,7 +547,7 @@ mod tests {
     fn rows_tiles_match_their_shaders() {
         for kernel in MatmulKernel::VARIANTS {
             let v = variant(kernel);
-            if v.entry != "matmul_rows" {
+            if !v.entry.starts_with("matmul_rows") {
                 continue;
             }
             let (wg, tm, tn) = (

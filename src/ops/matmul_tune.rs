@@ -8,6 +8,7 @@
 //! take the rule: rows kernels on software adapters, tiles on GPUs. Every variant gives the
 //! same bits, so a choice never changes a result, only its speed.
 
+use crate::error::{Error, Result};
 use crate::formulas::kernels::MatmulKernel;
 use crate::gpu::Gpu;
 
@@ -58,10 +59,48 @@ impl ProductShape {
     }
 }
 
-/// The rule: what runs where nothing was measured.
+/// Whether `gpu` can run `kernel`: an error that says what is missing when it cannot.
+pub fn check_available(gpu: &Gpu, kernel: MatmulKernel) -> Result<()> {
+    let Some(lanes) = kernel.min_subgroup() else {
+        return Ok(());
+    };
+    let has = gpu.device.features().contains(wgpu::Features::SUBGROUP);
+    let min = gpu.adapter.subgroup_sizes.0;
+    if has && min >= lanes {
+        return Ok(());
+    }
+    let why = if has {
+        format!("its subgroups may have as few as {min} lanes")
+    } else {
+        "it has no subgroups".to_string()
+    };
+    Err(Error::Invalid(format!(
+        "matmul kernel {kernel} needs subgroups of at least {lanes} lanes, and adapter '{}' ({}) \
+         cannot run it: {why}; pin another kernel (e.g. --kernel matmul=rows_16x8) or leave \
+         it on auto",
+        gpu.adapter.name, gpu.adapter.backend
+    )))
+}
+
+/// The concrete variants `gpu` can run, in the tuner's order.
+pub fn available_kernels(gpu: &Gpu) -> Vec<MatmulKernel> {
+    MatmulKernel::VARIANTS
+        .into_iter()
+        .filter(|&k| check_available(gpu, k).is_ok())
+        .collect()
+}
+
+/// The rule: what runs where nothing was measured. On software adapters with subgroups the
+/// shuffle kernel (on lavapipe it ran 1.5-2.5x any other variant at every measured shape,
+/// small products included); without them rows_8x4, the smallest tile.
 pub fn rule(gpu: &Gpu) -> MatmulKernel {
     if gpu.is_cpu() {
-        MatmulKernel::Rows8x4
+        let sg = MatmulKernel::RowsSubgroup16x8;
+        if check_available(gpu, sg).is_ok() {
+            sg
+        } else {
+            MatmulKernel::Rows8x4
+        }
     } else {
         MatmulKernel::Tiled
     }
@@ -71,8 +110,14 @@ pub fn rule(gpu: &Gpu) -> MatmulKernel {
 /// runs in seconds (`ops::matmul` owns the scratch operands and the runs).
 pub type TimeVariant<'a> = dyn FnMut(MatmulKernel, usize) -> crate::Result<f64> + 'a;
 
-/// The variant for `shape` on `gpu`: recorded, measured now with `time`, or the rule.
-pub fn choose(gpu: &Gpu, shape: ProductShape, time: &mut TimeVariant) -> MatmulKernel {
+/// The variant for `shape` on `gpu`: recorded, measured now with `time` over `variants`
+/// (those the adapter can run), or the rule.
+pub fn choose(
+    gpu: &Gpu,
+    shape: ProductShape,
+    variants: &[MatmulKernel],
+    time: &mut TimeVariant,
+) -> MatmulKernel {
     let store = gpu.tuning();
     if !store.measures()
         || shape.flops() < TUNE_MIN_FLOPS
@@ -82,11 +127,11 @@ pub fn choose(gpu: &Gpu, shape: ProductShape, time: &mut TimeVariant) -> MatmulK
     }
     let key = shape.key();
     if let Some(k) = store.get(&key).and_then(|name| MatmulKernel::named(&name)) {
-        if k != MatmulKernel::Auto {
+        if variants.contains(&k) {
             return k;
         }
     }
-    match measure(time) {
+    match measure(variants, time) {
         Ok(timings) => {
             let best = timings
                 .iter()
@@ -110,12 +155,15 @@ pub fn choose(gpu: &Gpu, shape: ProductShape, time: &mut TimeVariant) -> MatmulK
     }
 }
 
-/// Seconds per run of every variant (the fastest of [`TIMED_RUNS`] after a warm-up). A
+/// Seconds per run of each of `variants` (the fastest of [`TIMED_RUNS`] after a warm-up). A
 /// variant whose warm-up took over 4x the best so far is not timed further: it cannot win,
 /// and on a software adapter a slow variant costs seconds.
-pub fn measure(time: &mut TimeVariant) -> crate::Result<Vec<(MatmulKernel, f64)>> {
+pub fn measure(
+    variants: &[MatmulKernel],
+    time: &mut TimeVariant,
+) -> crate::Result<Vec<(MatmulKernel, f64)>> {
     let mut timings: Vec<(MatmulKernel, f64)> = Vec::new();
-    for kernel in MatmulKernel::VARIANTS {
+    for &kernel in variants {
         let warm = time(kernel, 1)?;
         let best_so_far = timings.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
         if warm > 4.0 * best_so_far {

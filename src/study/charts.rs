@@ -159,7 +159,14 @@ pub struct BarChart<'a> {
     pub series: Vec<(String, usize, Vec<f64>)>,
 }
 
+/// Roughly how wide a 15-px sans-serif label of `text` is drawn, in pixels.
+fn label_px(text: &str) -> u32 {
+    8 * text.chars().count() as u32
+}
+
 impl BarChart<'_> {
+    /// Vertical bars, or horizontal ones (group names down the left side) when the names
+    /// would not fit side by side under the bars.
     pub fn svg(&self) -> Result<String> {
         let values = self.series.iter().flat_map(|s| s.2.iter().copied());
         let top = values.filter(|v| v.is_finite()).fold(0.0f64, f64::max);
@@ -169,6 +176,98 @@ impl BarChart<'_> {
                 self.title
             )));
         }
+        let widest = self.groups.iter().map(|g| label_px(g)).max().unwrap_or(0);
+        let per_group = (SIZE.0 - 110) / self.groups.len().max(1) as u32;
+        if widest + 8 > per_group {
+            self.horizontal(top)
+        } else {
+            self.vertical(top)
+        }
+    }
+
+    fn horizontal(&self, top: f64) -> Result<String> {
+        let (groups, n) = (self.groups.len(), self.series.len().max(1));
+        let widest = self.groups.iter().map(|g| label_px(g)).max().unwrap_or(0);
+        // Each group gets a band of n bars, 16 px each, plus a gap; an empty band above the
+        // first group holds the legend (about 20 px a line), so it covers no bar.
+        let band_px = 16 * n as u32 + 14;
+        // Whole bands, so the axis ticks stay at the bands' middles.
+        let legend = (20 * n as u32 + 24).div_ceil(band_px) as usize;
+        let height = (120 + (groups + legend) as u32 * band_px).max(SIZE.1);
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (SIZE.0, height)).into_drawing_area();
+            root.fill(&WHITE).map_err(err)?;
+            let x1 = top * 1.45;
+            let mut chart = ChartBuilder::on(&root)
+                .caption(self.title, ("sans-serif", 22))
+                .margin(14)
+                .x_label_area_size(45)
+                .y_label_area_size((widest + 16).min(SIZE.0 / 2))
+                .build_cartesian_2d(0.0..x1, 0.0..(groups + legend) as f64)
+                .map_err(err)?;
+            let names = self.groups.clone();
+            // Group 0 at the top: group i's band is [groups - 1 - i, groups - i).
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .y_labels((groups + legend) * 2 + 1)
+                .y_label_formatter(&|y| {
+                    let i = y.floor() as usize;
+                    if (y - y.floor() - 0.5).abs() < 1e-6 && i < names.len() {
+                        names[names.len() - 1 - i].clone()
+                    } else {
+                        String::new()
+                    }
+                })
+                .x_desc(self.y_label)
+                .y_desc(self.x_label)
+                .label_style(("sans-serif", 15))
+                .draw()
+                .map_err(err)?;
+            let band = 0.8 / n as f64;
+            let y_of = |g: usize, k: usize| (groups - 1 - g) as f64 + 0.9 - (k + 1) as f64 * band;
+            for (k, (label, color, vals)) in self.series.iter().enumerate() {
+                let color = COLORS[color % COLORS.len()];
+                let bars = vals
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(g, &v)| {
+                        let y = y_of(g, k);
+                        Rectangle::new([(0.0, y), (v, y + band * 0.92)], color.filled())
+                    });
+                chart
+                    .draw_series(bars)
+                    .map_err(err)?
+                    .label(label.clone())
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+                    });
+                let texts =
+                    vals.iter()
+                        .enumerate()
+                        .filter(|(_, v)| v.is_finite())
+                        .map(|(g, &v)| {
+                            let y = y_of(g, k) + band * 0.9;
+                            Text::new(bar_label(v), (v + top * 0.01, y), ("sans-serif", 13))
+                        });
+                chart.draw_series(texts).map_err(err)?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .label_font(("sans-serif", 15))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(err)?;
+            root.present().map_err(err)?;
+        }
+        Ok(svg)
+    }
+
+    fn vertical(&self, top: f64) -> Result<String> {
         let (groups, n) = (self.groups.len(), self.series.len().max(1));
         let mut svg = String::new();
         {

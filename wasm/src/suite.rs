@@ -181,6 +181,7 @@ async fn model_entries(gpu: &Gpu, out: &mut Vec<Entry>) -> Result<()> {
             .measured(t, rows as f64, Unit::TokensPerS);
         e.planned_bytes = Some(model.planned_bytes() + optim.state_bytes());
         out.push(e);
+        family_entries(gpu, &model, &label, variant, out).await?;
         let c = &model.config;
         if !relora {
             let name = format!(
@@ -234,6 +235,42 @@ async fn model_entries(gpu: &Gpu, out: &mut Vec<Entry>) -> Result<()> {
             (case.batch * case.seq) as f64,
             Unit::TokensPerS,
         ));
+    }
+    Ok(())
+}
+
+/// Time per op family of one micro-step (forward and backward stages of that family, run
+/// alone): the native suite's `step op families`, with wall time in place of timestamp
+/// queries, which a page cannot read back synchronously.
+async fn family_entries(
+    gpu: &Gpu,
+    model: &wgtrain::model::decoder::Decoder,
+    label: &str,
+    variant: &str,
+    out: &mut Vec<Entry>,
+) -> Result<()> {
+    const FAMILY: &str = "step op families";
+    let mut families: Vec<&'static str> = Vec::new();
+    for st in model.forward_stages().iter().chain(model.backward_stages()) {
+        if !families.contains(&st.family) {
+            families.push(st.family);
+        }
+    }
+    let mut timed = Vec::new();
+    for family in families {
+        let t = measure(gpu, shapes::repeats(SIZE), &mut |enc| {
+            record_families(enc, model, &|f| f == family)
+        })
+        .await?;
+        timed.push((family, t));
+    }
+    let total: f64 = timed.iter().map(|(_, t)| t.median_s).sum();
+    timed.sort_by(|a, b| b.1.median_s.total_cmp(&a.1.median_s));
+    for (family, t) in timed {
+        let share = format!("{:.1} % (of the families' sum)", 100.0 * t.median_s / total);
+        let mut e = Entry::new(FAMILY, format!("{label}: {family}")).variant(variant);
+        e.timing = Some(t);
+        out.push(e.note("share of the micro-step", share));
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use wgtrain::bench::shapes::{self, MatmulCase, Product};
 use wgtrain::formulas::kernels::KernelPins;
 use wgtrain::gpu::Backend;
 use wgtrain::ops::matmul_tune::ProductShape;
-use wgtrain::ops::{Matmul, MatmulKernel, MatmulSpec};
+use wgtrain::ops::{Matmul, MatmulSpec};
 use wgtrain::{Gpu, GpuOptions, Tensor};
 
 #[cfg(feature = "mpi")]
@@ -276,7 +276,7 @@ fn bench_matmul(
         println!("autotune choices: {}", path.display());
     }
     println!();
-    let variants = MatmulKernel::VARIANTS;
+    let variants = wgtrain::ops::matmul::available_kernels(&gpu);
     let names: Vec<String> = variants.iter().map(|v| format!("{v} GFLOP/s")).collect();
     println!(
         "| shape (M x K x N) | {} | auto picks | CPU GEMM GFLOP/s | auto / CPU |",
@@ -297,7 +297,7 @@ fn bench_matmul(
             ..MatmulSpec::default()
         };
         let mut rates = Vec::new();
-        for kernel in variants {
+        for &kernel in &variants {
             let mm = Matmul::new(&gpu, &ta, &tb, &tc, spec.with_kernel(kernel))?;
             rates.push(flops / time_gpu(&gpu, repeats, &|pass| mm.record(pass)) / 1e9);
         }
