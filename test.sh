@@ -18,11 +18,12 @@ cargo bench --benches -- --test
 
 # Portability beyond Vulkan: the model against PyTorch's fixtures, every attention kernel,
 # the learning-dynamics metrics (the on-device SVD), and a short CLI training run with
-# evaluation, on wgpu's GL backend (llvmpipe: no subgroups, no f16).
+# evaluation, on wgpu's GL backend (llvmpipe: no subgroups, no f16), and the matmul family
+# there (the subgroup variant refused with its reason).
 echo "== GL backend (llvmpipe)"
 # With a cold shader cache, as on a fresh machine: the first run on GL must take seconds.
 gl_env=(env WGTRAIN_TEST_BACKEND=gl MESA_SHADER_CACHE_DISABLE=true)
-"${gl_env[@]}" cargo test --release --test pico_fixture --test ops_attention --test dynamics
+"${gl_env[@]}" cargo test --release --test pico_fixture --test ops_attention --test dynamics --test matmul
 "${gl_env[@]}" cargo test --release --test train cli_trains_then_eval
 
 # The examples are part of the documentation: each must still build and run (seconds each).

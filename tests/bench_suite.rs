@@ -77,7 +77,8 @@ fn quick_suite_runs_every_entry_and_writes_a_record() {
         .filter(|e| e.family == "matmul")
         .collect();
     let shapes = wgtrain::bench::shapes::matmul_cases(wgtrain::bench::shapes::Size::Quick);
-    assert_eq!(matmuls.len(), shapes.len() * 5);
+    let variants = 1 + wgtrain::ops::MatmulKernel::VARIANTS.len();
+    assert_eq!(matmuls.len(), shapes.len() * variants);
     assert!(matmuls.iter().all(|e| e
         .baselines
         .iter()

@@ -78,7 +78,12 @@ pub fn check_available(gpu: &Gpu, kernel: MatmulKernel) -> Result<()> {
         "matmul kernel {kernel} needs subgroups of at least {lanes} lanes, and adapter '{}' ({}) \
          cannot run it: {why}; pin another kernel (e.g. --kernel matmul=rows_16x8) or leave \
          it on auto",
-        gpu.adapter.name, gpu.adapter.backend
+        if gpu.adapter.name.is_empty() {
+            "unnamed"
+        } else {
+            &gpu.adapter.name
+        },
+        gpu.adapter.backend
     )))
 }
 
@@ -91,8 +96,9 @@ pub fn available_kernels(gpu: &Gpu) -> Vec<MatmulKernel> {
 }
 
 /// The rule: what runs where nothing was measured. On software adapters with subgroups the
-/// shuffle kernel (on lavapipe it ran 1.5-2.5x any other variant at every measured shape,
-/// small products included); without them rows_8x4, the smallest tile.
+/// shuffle kernel (on lavapipe it ran 1.1-3.2x rows_16x8, the next best, at 11 of the 12
+/// shapes of BENCHMARKS.md, small products included); without them rows_8x4, the smallest
+/// tile.
 pub fn rule(gpu: &Gpu) -> MatmulKernel {
     if gpu.is_cpu() {
         let sg = MatmulKernel::RowsSubgroup16x8;
