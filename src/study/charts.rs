@@ -164,6 +164,23 @@ fn label_px(text: &str) -> u32 {
     8 * text.chars().count() as u32
 }
 
+/// Where series `k`'s bar for group `g` of value `v` goes: the rectangle's two corners and the
+/// anchor of its value label, in chart coordinates.
+type Place<'p> = &'p dyn Fn(usize, usize, f64) -> ([(f64, f64); 2], (f64, f64));
+
+type BarArea<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// The group whose band's middle is at `pos` on the group axis (bands are one unit wide), so
+/// only band middles get a name.
+fn band_at(pos: f64, groups: usize) -> Option<usize> {
+    let i = pos.floor() as usize;
+    ((pos - pos.floor() - 0.5).abs() < 1e-6 && i < groups).then_some(i)
+}
+
 impl BarChart<'_> {
     /// Vertical bars, or horizontal ones (group names down the left side) when the names
     /// would not fit side by side under the bars.
@@ -179,15 +196,14 @@ impl BarChart<'_> {
         let widest = self.groups.iter().map(|g| label_px(g)).max().unwrap_or(0);
         let per_group = (SIZE.0 - 110) / self.groups.len().max(1) as u32;
         if widest + 8 > per_group {
-            self.horizontal(top)
+            self.horizontal(top, widest)
         } else {
             self.vertical(top)
         }
     }
 
-    fn horizontal(&self, top: f64) -> Result<String> {
+    fn horizontal(&self, top: f64, widest: u32) -> Result<String> {
         let (groups, n) = (self.groups.len(), self.series.len().max(1));
-        let widest = self.groups.iter().map(|g| label_px(g)).max().unwrap_or(0);
         // Each group gets a band of n bars, 16 px each, plus a gap; an empty band above the
         // first group holds the legend (about 20 px a line), so it covers no bar.
         let band_px = 16 * n as u32 + 14;
@@ -206,19 +222,14 @@ impl BarChart<'_> {
                 .y_label_area_size((widest + 16).min(SIZE.0 / 2))
                 .build_cartesian_2d(0.0..x1, 0.0..(groups + legend) as f64)
                 .map_err(err)?;
-            let names = self.groups.clone();
             // Group 0 at the top: group i's band is [groups - 1 - i, groups - i).
             chart
                 .configure_mesh()
                 .disable_y_mesh()
                 .y_labels((groups + legend) * 2 + 1)
                 .y_label_formatter(&|y| {
-                    let i = y.floor() as usize;
-                    if (y - y.floor() - 0.5).abs() < 1e-6 && i < names.len() {
-                        names[names.len() - 1 - i].clone()
-                    } else {
-                        String::new()
-                    }
+                    band_at(*y, groups)
+                        .map_or(String::new(), |i| self.groups[groups - 1 - i].clone())
                 })
                 .x_desc(self.y_label)
                 .y_desc(self.x_label)
@@ -226,42 +237,14 @@ impl BarChart<'_> {
                 .draw()
                 .map_err(err)?;
             let band = 0.8 / n as f64;
-            let y_of = |g: usize, k: usize| (groups - 1 - g) as f64 + 0.9 - (k + 1) as f64 * band;
-            for (k, (label, color, vals)) in self.series.iter().enumerate() {
-                let color = COLORS[color % COLORS.len()];
-                let bars = vals
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| v.is_finite())
-                    .map(|(g, &v)| {
-                        let y = y_of(g, k);
-                        Rectangle::new([(0.0, y), (v, y + band * 0.92)], color.filled())
-                    });
-                chart
-                    .draw_series(bars)
-                    .map_err(err)?
-                    .label(label.clone())
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
-                    });
-                let texts =
-                    vals.iter()
-                        .enumerate()
-                        .filter(|(_, v)| v.is_finite())
-                        .map(|(g, &v)| {
-                            let y = y_of(g, k) + band * 0.9;
-                            Text::new(bar_label(v), (v + top * 0.01, y), ("sans-serif", 13))
-                        });
-                chart.draw_series(texts).map_err(err)?;
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font(("sans-serif", 15))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(err)?;
+            let place = |g: usize, k: usize, v: f64| {
+                let y = (groups - 1 - g) as f64 + 0.9 - (k + 1) as f64 * band;
+                (
+                    [(0.0, y), (v, y + band * 0.92)],
+                    (v + top * 0.01, y + band * 0.9),
+                )
+            };
+            self.draw_bars(&mut chart, &place, SeriesLabelPosition::UpperRight)?;
             root.present().map_err(err)?;
         }
         Ok(svg)
@@ -281,19 +264,12 @@ impl BarChart<'_> {
                 .y_label_area_size(80)
                 .build_cartesian_2d(0.0..groups as f64, 0.0..y1)
                 .map_err(err)?;
-            let names = self.groups.clone();
             chart
                 .configure_mesh()
                 .disable_x_mesh()
                 .x_labels(groups * 2 + 1)
                 .x_label_formatter(&|x| {
-                    // Only group centres get a name.
-                    let i = x.floor() as usize;
-                    if (x - x.floor() - 0.5).abs() < 1e-6 && i < names.len() {
-                        names[i].clone()
-                    } else {
-                        String::new()
-                    }
+                    band_at(*x, groups).map_or(String::new(), |i| self.groups[i].clone())
                 })
                 .x_desc(self.x_label)
                 .y_desc(self.y_label)
@@ -301,44 +277,47 @@ impl BarChart<'_> {
                 .draw()
                 .map_err(err)?;
             let width = 0.8 / n as f64;
-            for (k, (label, color, vals)) in self.series.iter().enumerate() {
-                let color = COLORS[color % COLORS.len()];
-                let bars = vals
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| v.is_finite())
-                    .map(|(g, &v)| {
-                        let x = g as f64 + 0.1 + k as f64 * width;
-                        Rectangle::new([(x, 0.0), (x + width * 0.92, v)], color.filled())
-                    });
-                chart
-                    .draw_series(bars)
-                    .map_err(err)?
-                    .label(label.clone())
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
-                    });
-                let texts =
-                    vals.iter()
-                        .enumerate()
-                        .filter(|(_, v)| v.is_finite())
-                        .map(|(g, &v)| {
-                            let x = g as f64 + 0.1 + k as f64 * width;
-                            Text::new(bar_label(v), (x, v + top * 0.02), ("sans-serif", 13))
-                        });
-                chart.draw_series(texts).map_err(err)?;
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .label_font(("sans-serif", 15))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(err)?;
+            let place = |g: usize, k: usize, v: f64| {
+                let x = g as f64 + 0.1 + k as f64 * width;
+                ([(x, 0.0), (x + width * 0.92, v)], (x, v + top * 0.02))
+            };
+            self.draw_bars(&mut chart, &place, SeriesLabelPosition::UpperLeft)?;
             root.present().map_err(err)?;
         }
         Ok(svg)
+    }
+
+    /// Every series' bars with their value labels where `place` puts them, then the legend.
+    fn draw_bars<'a, 'b: 'a>(
+        &self,
+        chart: &mut BarArea<'a, 'b>,
+        place: Place,
+        legend: SeriesLabelPosition,
+    ) -> Result<()> {
+        for (k, (label, color, vals)) in self.series.iter().enumerate() {
+            let color = COLORS[color % COLORS.len()];
+            let finite = || vals.iter().enumerate().filter(|(_, v)| v.is_finite());
+            let bars = finite().map(|(g, &v)| Rectangle::new(place(g, k, v).0, color.filled()));
+            chart
+                .draw_series(bars)
+                .map_err(err)?
+                .label(label.clone())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+                });
+            let texts = finite()
+                .map(|(g, &v)| Text::new(bar_label(v), place(g, k, v).1, ("sans-serif", 13)));
+            chart.draw_series(texts).map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(legend)
+            .label_font(("sans-serif", 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        Ok(())
     }
 }
 
