@@ -2,6 +2,7 @@
 //! inputs, a matmul case's operands, an attention shape's forward and backward, a planned
 //! model with a random micro-batch, and a model's stages of chosen op families.
 
+use crate::bench::record::{Entry, Timing};
 use crate::formulas::kernels::MatmulKernel;
 use crate::gpu::{DType, Dispatch};
 use crate::model::config::ModelConfig;
@@ -137,6 +138,39 @@ pub fn record_families(
             }
         }
     }
+}
+
+/// The op families of `model`'s forward and backward stages, in the order they first run.
+pub fn stage_families(model: &Decoder) -> Vec<&'static str> {
+    let mut families = Vec::new();
+    for st in model.forward_stages().iter().chain(model.backward_stages()) {
+        if !families.contains(&st.family) {
+            families.push(st.family);
+        }
+    }
+    families
+}
+
+/// The suite's `step op families` entries of one micro-step: one per family, slowest first,
+/// each noting its share of the families' summed time (`share_suffix` follows the per cent).
+pub fn family_share_entries(
+    label: &str,
+    variant: &str,
+    mut times: Vec<(&str, Timing)>,
+    share_suffix: &str,
+) -> Vec<Entry> {
+    let total: f64 = times.iter().map(|(_, t)| t.median_s).sum();
+    times.sort_by(|a, b| b.1.median_s.total_cmp(&a.1.median_s));
+    times
+        .into_iter()
+        .map(|(family, t)| {
+            let share = format!("{:.1} %{share_suffix}", 100.0 * t.median_s / total);
+            let mut e =
+                Entry::new("step op families", format!("{label}: {family}")).variant(variant);
+            e.timing = Some(t);
+            e.note("share of the micro-step", share)
+        })
+        .collect()
 }
 
 /// The linear + cross-entropy head's op families.

@@ -9,8 +9,9 @@
 use wgtrain::bench::record::{Adapter, BaselineInfo, Entry, Host, Record, Timing, Unit, FORMAT};
 use wgtrain::bench::shapes::{self, Size};
 use wgtrain::bench::workloads::{
-    attention_backward_flops, attention_forward_flops, attention_ops, is_head, lora_sizes,
-    matmul_op, matmul_operands, planned_model, random, record_families,
+    attention_backward_flops, attention_forward_flops, attention_ops, family_share_entries,
+    is_head, lora_sizes, matmul_op, matmul_operands, planned_model, random, record_families,
+    stage_families,
 };
 use wgtrain::demo::{DemoOptions, DemoSession};
 use wgtrain::formulas::kernels::{AttentionKernel, KernelPins, MatmulKernel};
@@ -249,29 +250,20 @@ async fn family_entries(
     variant: &str,
     out: &mut Vec<Entry>,
 ) -> Result<()> {
-    const FAMILY: &str = "step op families";
-    let mut families: Vec<&'static str> = Vec::new();
-    for st in model.forward_stages().iter().chain(model.backward_stages()) {
-        if !families.contains(&st.family) {
-            families.push(st.family);
-        }
-    }
     let mut timed = Vec::new();
-    for family in families {
+    for family in stage_families(model) {
         let t = measure(gpu, shapes::repeats(SIZE), &mut |enc| {
             record_families(enc, model, &|f| f == family)
         })
         .await?;
         timed.push((family, t));
     }
-    let total: f64 = timed.iter().map(|(_, t)| t.median_s).sum();
-    timed.sort_by(|a, b| b.1.median_s.total_cmp(&a.1.median_s));
-    for (family, t) in timed {
-        let share = format!("{:.1} % (of the families' sum)", 100.0 * t.median_s / total);
-        let mut e = Entry::new(FAMILY, format!("{label}: {family}")).variant(variant);
-        e.timing = Some(t);
-        out.push(e.note("share of the micro-step", share));
-    }
+    out.extend(family_share_entries(
+        label,
+        variant,
+        timed,
+        " (of the families' sum)",
+    ));
     Ok(())
 }
 

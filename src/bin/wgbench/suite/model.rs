@@ -5,9 +5,11 @@
 
 use super::pytorch::step_label;
 use super::{Ctx, Sink};
-use wgtrain::bench::record::{Entry, Unit};
+use wgtrain::bench::record::{Entry, Timing, Unit};
 use wgtrain::bench::shapes::{self, StepCase};
-use wgtrain::bench::workloads::{is_head, lora_sizes, planned_model, record_families};
+use wgtrain::bench::workloads::{
+    family_share_entries, is_head, lora_sizes, planned_model, record_families,
+};
 use wgtrain::model::config::ModelConfig;
 use wgtrain::model::decoder::{Decoder, Purpose};
 use wgtrain::model::relora::ReloraConfig;
@@ -215,22 +217,15 @@ fn family_entries(ctx: &Ctx, sink: &mut Sink, model: &Decoder, label: &str, vari
     }
     match crate::step::family_times(ctx.gpu, model) {
         Ok(Some(times)) => {
-            let total: f64 = times.values().sum();
-            let mut rows: Vec<_> = times.into_iter().collect();
-            rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-            for (family, secs) in rows {
-                let Some(t) = wgtrain::bench::record::Timing::of(
-                    wgtrain::bench::timing::GPU_TIMESTAMPS,
-                    &[secs],
-                ) else {
-                    continue;
-                };
-                let mut e = Entry::new(FAMILY, format!("{label}: {family}")).variant(variant);
-                e.timing = Some(t);
-                sink.push(e.note(
-                    "share of the micro-step",
-                    format!("{:.1} %", 100.0 * secs / total),
-                ));
+            let timed = times
+                .into_iter()
+                .filter_map(|(family, secs)| {
+                    let t = Timing::of(wgtrain::bench::timing::GPU_TIMESTAMPS, &[secs])?;
+                    Some((family, t))
+                })
+                .collect();
+            for e in family_share_entries(label, variant, timed, "") {
+                sink.push(e);
             }
         }
         Ok(None) => sink.push(
