@@ -6,6 +6,7 @@ mod common;
 
 use common::{assert_close, gpu, gpu_with, random};
 use wgtrain::gpu::DType;
+use wgtrain::ops::matmul::Epilogue;
 use wgtrain::ops::{Matmul, MatmulKernel, MatmulSpec};
 use wgtrain::{reference, Gpu, GpuOptions, Tensor};
 
@@ -352,4 +353,157 @@ fn the_subgroup_kernel_is_offered_exactly_where_the_adapter_has_subgroups() {
         assert!(msg.contains("needs subgroups of at least 8 lanes"), "{msg}");
         assert!(msg.contains("--kernel matmul="), "{msg}");
     }
+}
+
+/// One product with each SwiGLU epilogue against the reference: the product in f64, then
+/// SwiGLU (or its backward) of it. The plain product's value is the epilogue's input.
+/// Returns the dispatches the product took.
+fn check_swiglu_epilogues(
+    gpu: &Gpu,
+    m: usize,
+    n: usize,
+    k: usize,
+    spec: MatmulSpec,
+    seed: u64,
+) -> usize {
+    let a_shape = if spec.trans_a { [k, m] } else { [m, k] };
+    let b_shape = if spec.trans_b { [n, k] } else { [k, n] };
+    let (a, b) = (random(m * k, seed), random(n * k, seed + 1));
+    let c0 = random(m * n, seed + 2);
+    // Gates over a wide range: silu's tails matter.
+    let gate: Vec<f32> = random(m * n, seed + 3).iter().map(|v| 6.0 * v).collect();
+    let up = random(m * n, seed + 4);
+    let mut product = c0.clone();
+    reference::matmul(&a, &a_shape, &b, &b_shape, &mut product, &[m, n], &spec);
+    let upload = |shape: &[usize], v: &[f32]| Tensor::from_f32(gpu, shape, v).unwrap();
+    let zeros = || Tensor::zeros(gpu, &[m, n], DType::F32).unwrap();
+    let (ta, tb, tgate, tup) = (
+        upload(&a_shape, &a),
+        upload(&b_shape, &b),
+        upload(&[m, n], &gate),
+        upload(&[m, n], &up),
+    );
+    let what = format!("{:?} m{m} n{n} k{k} {spec:?}", spec.kernel);
+    let (atol, rtol) = tol(k);
+
+    // Forward: C is SwiGLU's u; act = silu(gate) * u.
+    let (tc, tact) = (upload(&[m, n], &c0), zeros());
+    let epilogue = Epilogue::SwiGlu {
+        gate: &tgate,
+        act: &tact,
+    };
+    Matmul::with_epilogue(gpu, &ta, &tb, &tc, spec, epilogue)
+        .unwrap()
+        .run(gpu);
+    let got_u = tc.to_vec_f32(gpu).unwrap();
+    assert_close(&got_u, &product, atol, rtol, &format!("{what}: u"));
+    // silu(g) is at most |g| = 6 here.
+    let act = reference::swiglu::swiglu(&gate, &product);
+    let got_act = tact.to_vec_f32(gpu).unwrap();
+    assert_close(&got_act, &act, 6.0 * atol, rtol, &format!("{what}: act"));
+
+    // Backward: C is d_act, not stored; d_gate and d_up from it.
+    let (tc, td_gate, td_up) = (upload(&[m, n], &c0), zeros(), zeros());
+    let epilogue = Epilogue::SwiGluBackward {
+        gate: &tgate,
+        up: &tup,
+        d_gate: &td_gate,
+        d_up: &td_up,
+    };
+    let op = Matmul::with_epilogue(gpu, &ta, &tb, &tc, spec, epilogue).unwrap();
+    op.run(gpu);
+    let (d_gate, d_up) = reference::swiglu::swiglu_backward(&gate, &up, &product);
+    let got = td_gate.to_vec_f32(gpu).unwrap();
+    // |silu'(g)| < 1.1 and |up| < 1; |silu(g)| <= 6.
+    assert_close(&got, &d_gate, 2.0 * atol, rtol, &format!("{what}: d_gate"));
+    let got = td_up.to_vec_f32(gpu).unwrap();
+    assert_close(&got, &d_up, 6.0 * atol, rtol, &format!("{what}: d_up"));
+    op.dispatch_count()
+}
+
+#[test]
+fn swiglu_epilogues_match_the_reference_on_every_kernel() {
+    let gpu = gpu();
+    let mut seed = 900;
+    for kernel in kernels(&gpu) {
+        for (ta, tb) in LAYOUTS {
+            for (m, n, k) in [(1, 1, 1), (37, 45, 29), (70, 130, 64)] {
+                for spec in [
+                    MatmulSpec::default(),
+                    MatmulSpec::default().scale(2.0).accumulate(),
+                ] {
+                    let spec = MatmulSpec {
+                        trans_a: ta,
+                        trans_b: tb,
+                        kernel,
+                        ..spec
+                    };
+                    check_swiglu_epilogues(&gpu, m, n, k, spec, seed);
+                    seed += 5;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn swiglu_epilogues_run_once_when_operands_are_in_pieces() {
+    // A and B in pieces (K split into slices accumulating in C), C in one: the epilogue must
+    // see the whole sum, so it runs with the last slice only.
+    let gpu = gpu_with(GpuOptions {
+        max_binding_bytes: Some(1024),
+        ..Default::default()
+    });
+    let mut seed = 1300;
+    for kernel in kernels(&gpu) {
+        for (ta, tb) in LAYOUTS {
+            for spec in [MatmulSpec::default(), MatmulSpec::default().accumulate()] {
+                let spec = MatmulSpec {
+                    trans_a: ta,
+                    trans_b: tb,
+                    kernel,
+                    ..spec
+                };
+                let dispatches = check_swiglu_epilogues(&gpu, 12, 20, 70, spec, seed);
+                assert!(dispatches > 1, "operands in pieces must split the work");
+                seed += 5;
+            }
+        }
+    }
+}
+
+#[test]
+fn epilogue_tensors_must_be_laid_out_as_c() {
+    let gpu = gpu_with(GpuOptions {
+        max_binding_bytes: Some(1024),
+        ..Default::default()
+    });
+    let z = |shape: &[usize]| Tensor::zeros(&gpu, shape, DType::F32).unwrap();
+    let (a, b, c) = (z(&[4, 5]), z(&[5, 7]), z(&[4, 7]));
+    let (gate, wrong) = (z(&[4, 7]), z(&[7, 4]));
+    let err = |c: &Tensor, act: &Tensor| {
+        let epilogue = Epilogue::SwiGlu { gate: &gate, act };
+        Matmul::with_epilogue(&gpu, &a, &b, c, MatmulSpec::nn(), epilogue)
+            .err()
+            .expect("refused")
+            .to_string()
+    };
+    let msg = err(&c, &wrong);
+    assert!(
+        msg.contains("act is [7, 4]") && msg.contains("must match"),
+        "{msg}"
+    );
+    // 300 rows of 1 float: two pieces at 1 KiB.
+    let (a, b, c_split) = (z(&[300, 5]), z(&[5, 1]), z(&[300, 1]));
+    assert_eq!(c_split.pieces().len(), 2);
+    let (gate, act) = (z(&[300, 1]), z(&[300, 1]));
+    let epilogue = Epilogue::SwiGlu {
+        gate: &gate,
+        act: &act,
+    };
+    let msg = Matmul::with_epilogue(&gpu, &a, &b, &c_split, MatmulSpec::nn(), epilogue)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(msg.contains("one piece"), "{msg}");
 }

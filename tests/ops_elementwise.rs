@@ -230,3 +230,61 @@ fn rope_forward_and_backward_match_the_reference() {
         );
     }
 }
+
+#[test]
+fn rope_of_two_tensors_in_one_dispatch_matches_rope_of_each() {
+    let gpu = gpu();
+    let theta = 10000.0;
+    // (batch, positions, heads of the first, heads of the second, head_dim): q and k with
+    // grouped-query attention's fewer key heads, and a case with more lanes than one group.
+    for (b, t, h, h2, hd) in [(1, 1, 1, 1, 2), (2, 7, 3, 1, 4), (2, 33, 12, 4, 8)] {
+        let shapes = [[b, t, h, hd], [b, t, h2, hd]];
+        let xs: Vec<Vec<f32>> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| random(s.iter().product(), 70 + i as u64))
+            .collect();
+        let table = upload(&gpu, &[t, hd], &rope::table(t, hd, theta as f64));
+        let tx: Vec<Tensor> = (0..2).map(|i| upload(&gpu, &shapes[i], &xs[i])).collect();
+        for backward in [false, true] {
+            let two: Vec<Tensor> = (0..2).map(|i| zeros(&gpu, &shapes[i])).collect();
+            let each: Vec<Tensor> = (0..2).map(|i| zeros(&gpu, &shapes[i])).collect();
+            let fused =
+                rope::apply_two(&gpu, [&tx[0], &tx[1]], &table, [&two[0], &two[1]], backward)
+                    .unwrap();
+            let mut all = vec![fused];
+            all.extend(
+                (0..2).map(|i| rope::apply(&gpu, &tx[i], &table, &each[i], backward).unwrap()),
+            );
+            run_all(&gpu, &all);
+            for i in 0..2 {
+                let what = format!(
+                    "rope of two, tensor {i} {:?} backward {backward}",
+                    shapes[i]
+                );
+                let got = two[i].to_vec_f32(&gpu).unwrap();
+                assert_eq!(
+                    got,
+                    each[i].to_vec_f32(&gpu).unwrap(),
+                    "{what}: as rope alone"
+                );
+                let (hi, x) = (shapes[i][2], &xs[i]);
+                let want = if backward {
+                    reference::rope::rope_backward(x, t, hi, hd, theta)
+                } else {
+                    reference::rope::rope(x, t, hi, hd, theta)
+                };
+                assert_close(&got, &want, 1e-5, 1e-5, &what);
+            }
+        }
+    }
+    // Different positions: refused with both shapes named.
+    let (a, c) = (zeros(&gpu, &[1, 4, 2, 4]), zeros(&gpu, &[1, 5, 2, 4]));
+    let (ya, yc) = (zeros(&gpu, &[1, 4, 2, 4]), zeros(&gpu, &[1, 5, 2, 4]));
+    let table = upload(&gpu, &[5, 4], &rope::table(5, 4, theta as f64));
+    let msg = rope::apply_two(&gpu, [&a, &c], &table, [&ya, &yc], false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("same batch, positions and head_dim"), "{msg}");
+}

@@ -12,8 +12,11 @@ mod common;
 
 use common::{assert_close, gpu, gpu_with, random};
 use wgtrain::gpu::{run_all, DType, Dispatch, Gpu};
+use wgtrain::model::linear::Linear;
+use wgtrain::model::program::{Memory, Param, Program};
 use wgtrain::ops::lora::{self, MagnitudeRule, MagnitudeScratch, Seed};
-use wgtrain::ops::{Matmul, MatmulSpec};
+use wgtrain::ops::matmul::Epilogue;
+use wgtrain::ops::{swiglu, Matmul, MatmulSpec};
 use wgtrain::reference::lora as reflora;
 use wgtrain::{GpuOptions, Tensor};
 
@@ -444,4 +447,116 @@ fn merge_then_reset_with_w_in_pieces() {
         bits(&ta.to_vec_f32(&gpu).unwrap()),
         bits(&reflora::kaiming_uniform(r * inp, inp, 77, 4))
     );
+}
+
+/// A linear `[out, in]` (with LoRA adapters of rank 4 when `lora`), its parameters random.
+fn linear_params(gpu: &Gpu, inp: usize, out: usize, lora: bool, seed: u64) -> Vec<Param> {
+    let param = |name: &str, shape: &[usize], seed: u64, trainable: bool| Param {
+        name: name.into(),
+        value: upload(gpu, shape, &random(shape.iter().product(), seed)),
+        grad: Tensor::zeros(gpu, if trainable { shape } else { &[1] }, DType::F32).unwrap(),
+        trainable,
+    };
+    let mut params = vec![param("weight", &[out, inp], seed, !lora)];
+    if lora {
+        params.push(param("A_lora.weight", &[4, inp], seed + 1, true));
+        params.push(param("B_lora.weight", &[out, 4], seed + 2, true));
+    }
+    params
+}
+
+fn program_dispatches(prog: Program) -> Vec<Dispatch> {
+    prog.0.into_iter().flat_map(|s| s.dispatches).collect()
+}
+
+/// SwiGLU in the epilogues of a linear (forward: u's product; backward: d_act's) gives what
+/// the linear followed by the separate SwiGLU op gives, with LoRA and its dropout too (the
+/// fused backward forms the adapters' share of dx first and lets the base product finish).
+#[test]
+fn swiglu_in_a_linears_epilogues_equals_the_separate_op() {
+    let gpu = gpu();
+    let (n, inp, out) = (6, 10, 12);
+    for (lora, p) in [(false, 0.0), (true, 0.0), (true, 0.25)] {
+        let what = format!("lora {lora} dropout {p}");
+        let x = upload(&gpu, &[n, inp], &random(n * inp, 40));
+        let dy_act = upload(&gpu, &[n, out], &random(n * out, 41));
+        let gate: Vec<f32> = random(n * out, 42).iter().map(|v| 4.0 * v).collect();
+        let gate = upload(&gpu, &[n, out], &gate);
+        let seed = Seed::new(&gpu, 77);
+        // Two copies of the same layer, so gradients accumulate separately.
+        let runs: Vec<_> = [false, true]
+            .into_iter()
+            .map(|fused| {
+                let params = linear_params(&gpu, inp, out, lora, 50);
+                let mut mem = Memory::new(&gpu);
+                let layer = if lora {
+                    Linear::lora(&mut mem, &params, 0, 1, 2, n, 2.0, p, 3, true).unwrap()
+                } else {
+                    Linear::plain(0)
+                };
+                let z = |shape: &[usize]| Tensor::zeros(&gpu, shape, DType::F32).unwrap();
+                let (u, act, dx, dg, du) = (
+                    z(&[n, out]),
+                    z(&[n, out]),
+                    z(&[n, inp]),
+                    z(&[n, inp]),
+                    z(&[n, inp]),
+                );
+                let gate_in = upload(&gpu, &[n, inp], &random(n * inp, 43));
+                let up_in = upload(&gpu, &[n, inp], &random(n * inp, 44));
+                let mut prog = Program::default();
+                let dropout = p > 0.0;
+                if fused {
+                    let forward = Epilogue::SwiGlu {
+                        gate: &gate,
+                        act: &act,
+                    };
+                    layer
+                        .forward_fused(&gpu, &params, &mut prog, &seed, &x, &u, dropout, forward)
+                        .unwrap();
+                    let backward = Epilogue::SwiGluBackward {
+                        gate: &gate_in,
+                        up: &up_in,
+                        d_gate: &dg,
+                        d_up: &du,
+                    };
+                    layer
+                        .backward_fused(
+                            &gpu, &params, &mut prog, &seed, &x, &dy_act, &dx, false, backward,
+                        )
+                        .unwrap();
+                } else {
+                    layer
+                        .forward(&gpu, &params, &mut prog, &seed, &x, &u, dropout)
+                        .unwrap();
+                    prog.push("swiglu", [swiglu::forward(&gpu, &gate, &u, &act).unwrap()]);
+                    layer
+                        .backward(&gpu, &params, &mut prog, &seed, &x, &dy_act, &dx, false)
+                        .unwrap();
+                    let sep = swiglu::backward(&gpu, &gate_in, &up_in, &dx, &dg, &du).unwrap();
+                    prog.push("swiglu", [sep]);
+                }
+                run(&gpu, &program_dispatches(prog));
+                let read = |t: &Tensor| t.to_vec_f32(&gpu).unwrap();
+                let mut outputs = vec![read(&u), read(&act), read(&dg), read(&du)];
+                outputs.extend(params.iter().filter(|p| p.trainable).map(|p| read(&p.grad)));
+                outputs
+            })
+            .collect();
+        let names = ["u", "act", "d_gate", "d_up", "grad 0", "grad 1"];
+        assert_eq!(runs[0].len(), runs[1].len());
+        for (i, (separate, fused)) in runs[0].iter().zip(&runs[1]).enumerate() {
+            assert_close(
+                fused,
+                separate,
+                1e-5,
+                1e-5,
+                &format!("{what}: {}", names[i]),
+            );
+        }
+        assert!(
+            runs[0][3].iter().any(|v| *v != 0.0),
+            "{what}: d_up is not all zero"
+        );
+    }
 }

@@ -132,7 +132,9 @@ fn every_shader_translates_to_every_backend_language() {
 
 #[test]
 fn the_library_embeds_every_shader_file() {
-    let embedded: Vec<&str> = ALL.iter().map(|s| s.file).collect();
+    let mut embedded: Vec<&str> = ALL.iter().map(|s| s.file).collect();
+    embedded.sort_unstable();
+    embedded.dedup();
     for f in shader_files() {
         let name = file_name(&f);
         assert!(
@@ -154,8 +156,10 @@ fn each_shader_gets_the_prelude_its_first_line_names() {
     };
     for shader in ALL {
         let ShaderSource {
+            name,
             file,
             prelude,
+            epilogue,
             code,
         } = shader;
         let text = std::fs::read_to_string(shaders_dir().join(file)).unwrap();
@@ -165,16 +169,26 @@ fn each_shader_gets_the_prelude_its_first_line_names() {
             "{file}: its `// prelude:` line and its entry in src/gpu/shaders.rs differ"
         );
         let mut composed = text;
-        for name in *prelude {
+        for snippet_name in prelude.iter().chain(epilogue) {
             composed.push('\n');
-            composed.push_str(&snippet(name));
+            composed.push_str(&snippet(snippet_name));
         }
-        assert!(*code == composed, "{file}: the embedded source is stale");
+        assert!(*code == composed, "{name}: the embedded source is stale");
+        match epilogue {
+            Some(e) => assert_eq!(*name, format!("{file}+{e}")),
+            None => assert_eq!(name, file),
+        }
     }
+    let names: Vec<&str> = ALL.iter().map(|s| s.name).collect();
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "pipeline names must be unique");
     for f in prelude_files() {
         let name = file_name(&f).trim_end_matches(".wgsl");
         assert!(
-            ALL.iter().any(|s| s.prelude.contains(&name)),
+            ALL.iter()
+                .any(|s| s.prelude.contains(&name) || s.epilogue == Some(name)),
             "prelude/{name}.wgsl is named by no shader"
         );
     }

@@ -1,6 +1,7 @@
 // prelude/matmul_common.wgsl: what every matmul kernel shares: the parameters and bindings
 // of C = alpha * op(A) * op(B) + beta * C (see shaders/matmul.wgsl for the layout), the tile
-// a workgroup owns, and the store of one output. Needs the prelude `grid_3d`.
+// a workgroup owns, and the finished value of one output; the `store` of it comes from an
+// epilogue snippet (`matmul_store*.wgsl`). Needs the prelude `grid_3d`.
 
 struct Params {
     m: u32, n: u32, k: u32, batch: u32,
@@ -30,13 +31,17 @@ fn tile_of(wid: vec3<u32>, tile_m: u32, tile_n: u32) -> Tile {
     return t;
 }
 
-fn store(batch: u32, row: u32, col: u32, v: f32) {
-    if (row < p.m && col < p.n) {
-        let i = p.c_off + batch * p.c_bs + row * p.c_rs + col;
-        var out = p.alpha * v;
-        if (p.beta != 0.0) {
-            out = out + p.beta * c[i];
-        }
-        c[i] = out;
+// The index of output (row, col) of matrix `batch` in c, and the finished value there:
+// alpha * v + beta * (what c holds). Each epilogue snippet (`matmul_store*.wgsl`) defines
+// `store` from these two.
+fn out_index(batch: u32, row: u32, col: u32) -> u32 {
+    return p.c_off + batch * p.c_bs + row * p.c_rs + col;
+}
+
+fn finished(i: u32, v: f32) -> f32 {
+    var out = p.alpha * v;
+    if (p.beta != 0.0) {
+        out = out + p.beta * c[i];
     }
+    return out;
 }

@@ -208,7 +208,7 @@ fn wanted_features() -> wgpu::Features {
 /// How a device-lost report starts in the error sink.
 const DEVICE_LOST: &str = "the GPU device was lost";
 
-/// A compiled pipeline's identity: shader file, entry point, constants (`NAME=value,...`).
+/// A compiled pipeline's identity: shader name (file and epilogue), entry point, constants (`NAME=value,...`).
 type PipelineKey = (&'static str, &'static str, String);
 
 pub struct Gpu {
@@ -403,14 +403,14 @@ impl Gpu {
         constants: &[(&'static str, f64)],
     ) -> Arc<wgpu::ComputePipeline> {
         let named: Vec<String> = constants.iter().map(|(n, v)| format!("{n}={v}")).collect();
-        let key = (shader.file, entry, named.join(","));
+        let key = (shader.name, entry, named.join(","));
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return p.clone();
         }
         let mut modules = self.modules.lock().unwrap();
-        let module = modules.entry(shader.file).or_insert_with(|| {
+        let module = modules.entry(shader.name).or_insert_with(|| {
             let desc = wgpu::ShaderModuleDescriptor {
-                label: Some(shader.file),
+                label: Some(shader.name),
                 source: wgpu::ShaderSource::Wgsl(shader.code.into()),
             };
             // Bounds checks stay. The loop-bounding counters wgpu would add to every loop go:
@@ -455,7 +455,7 @@ impl Gpu {
         #[cfg(not(target_arch = "wasm32"))]
         log::info!(
             "pipeline {}:{entry} {} compiled in {:.3} s",
-            shader.file,
+            shader.name,
             key.2,
             started.elapsed().as_secs_f64()
         );

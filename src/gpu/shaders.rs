@@ -9,19 +9,38 @@
 //! WGSL declarations may come in any order, so snippets can use the shader's `p` and `WG`.
 
 pub struct ShaderSource {
-    /// The file in `shaders/`, e.g. `"svd.wgsl"` (also the pipeline cache key and label).
+    /// The pipeline cache key and label: the file, and for a matmul its epilogue, e.g.
+    /// `"matmul_rows_16x8.wgsl+matmul_store_swiglu"`.
+    pub name: &'static str,
+    /// The file in `shaders/`, e.g. `"svd.wgsl"`.
     pub file: &'static str,
     /// The snippets of `shaders/prelude/` appended to the file, e.g. `["grid"]`.
     pub prelude: &'static [&'static str],
-    /// What the device compiles: the file, then its prelude snippets.
+    /// A matmul's epilogue snippet (how it stores an output), appended after the prelude.
+    /// Each matmul file is compiled once per epilogue ([`MatmulShaders`]).
+    pub epilogue: Option<&'static str>,
+    /// What the device compiles: the file, then its prelude snippets (and epilogue).
     pub code: &'static str,
 }
+
+/// One matmul kernel file with each epilogue, in [`Epilogue`](crate::ops::matmul::Epilogue)'s
+/// order: plain, SwiGLU, SwiGLU's backward.
+pub type MatmulShaders = [ShaderSource; 3];
+
+/// The epilogue snippets of [`MatmulShaders`], in order.
+pub const MATMUL_EPILOGUES: [&str; 3] = [
+    "matmul_store",
+    "matmul_store_swiglu",
+    "matmul_store_swiglu_backward",
+];
 
 macro_rules! shader {
     ($name:ident, $file:literal $(, prelude: [$($snippet:literal),+])?) => {
         pub const $name: ShaderSource = ShaderSource {
+            name: $file,
             file: $file,
             prelude: &[$($($snippet),+)?],
+            epilogue: None,
             code: concat!(
                 include_str!(concat!("../../shaders/", $file)),
                 $($(
@@ -33,6 +52,38 @@ macro_rules! shader {
     };
 }
 
+macro_rules! matmul_source {
+    ($file:literal, [$($snippet:literal),+], $epilogue:literal) => {
+        ShaderSource {
+            name: concat!($file, "+", $epilogue),
+            file: $file,
+            prelude: &[$($snippet),+],
+            epilogue: Some($epilogue),
+            code: concat!(
+                include_str!(concat!("../../shaders/", $file)),
+                $(
+                    "\n",
+                    include_str!(concat!("../../shaders/prelude/", $snippet, ".wgsl")),
+                )+
+                "\n",
+                include_str!(concat!("../../shaders/prelude/", $epilogue, ".wgsl")),
+            ),
+        }
+    };
+}
+
+/// A matmul file with every epilogue; the literals repeat [`MATMUL_EPILOGUES`] because
+/// `include_str!` needs them (a test checks they agree).
+macro_rules! matmul_shaders {
+    ($name:ident, $file:literal, prelude: [$($snippet:literal),+]) => {
+        pub const $name: MatmulShaders = [
+            matmul_source!($file, [$($snippet),+], "matmul_store"),
+            matmul_source!($file, [$($snippet),+], "matmul_store_swiglu"),
+            matmul_source!($file, [$($snippet),+], "matmul_store_swiglu_backward"),
+        ];
+    };
+}
+
 shader!(CROSS_ENTROPY, "cross_entropy.wgsl", prelude: ["grid"]);
 shader!(ELEMENTWISE, "elementwise.wgsl", prelude: ["grid"]);
 shader!(EMBEDDING, "embedding.wgsl", prelude: ["grid"]);
@@ -40,23 +91,23 @@ shader!(ADAMW, "adamw.wgsl", prelude: ["grid_3d", "workgroup_sum"]);
 shader!(ATTENTION, "attention.wgsl", prelude: ["grid"]);
 shader!(ATTENTION_ROWS, "attention_rows.wgsl", prelude: ["grid"]);
 shader!(ATTENTION_DECODE, "attention_decode.wgsl", prelude: ["grid"]);
-shader!(MATMUL, "matmul.wgsl", prelude: ["grid_3d", "matmul_common"]);
-shader!(
+matmul_shaders!(MATMUL, "matmul.wgsl", prelude: ["grid_3d", "matmul_common"]);
+matmul_shaders!(
     MATMUL_ROWS_8X4,
     "matmul_rows_8x4.wgsl",
     prelude: ["grid_3d", "matmul_common", "matmul_rows"]
 );
-shader!(
+matmul_shaders!(
     MATMUL_ROWS_16X8,
     "matmul_rows_16x8.wgsl",
     prelude: ["grid_3d", "matmul_common", "matmul_rows"]
 );
-shader!(
+matmul_shaders!(
     MATMUL_ROWS_8X8,
     "matmul_rows_8x8.wgsl",
     prelude: ["grid_3d", "matmul_common", "matmul_rows"]
 );
-shader!(
+matmul_shaders!(
     MATMUL_ROWS_SG_16X8,
     "matmul_rows_sg_16x8.wgsl",
     prelude: ["grid_3d", "matmul_common"]
@@ -78,11 +129,21 @@ pub const ALL: &[&ShaderSource] = &[
     &ATTENTION,
     &ATTENTION_ROWS,
     &ATTENTION_DECODE,
-    &MATMUL,
-    &MATMUL_ROWS_8X4,
-    &MATMUL_ROWS_16X8,
-    &MATMUL_ROWS_8X8,
-    &MATMUL_ROWS_SG_16X8,
+    &MATMUL[0],
+    &MATMUL[1],
+    &MATMUL[2],
+    &MATMUL_ROWS_8X4[0],
+    &MATMUL_ROWS_8X4[1],
+    &MATMUL_ROWS_8X4[2],
+    &MATMUL_ROWS_16X8[0],
+    &MATMUL_ROWS_16X8[1],
+    &MATMUL_ROWS_16X8[2],
+    &MATMUL_ROWS_8X8[0],
+    &MATMUL_ROWS_8X8[1],
+    &MATMUL_ROWS_8X8[2],
+    &MATMUL_ROWS_SG_16X8[0],
+    &MATMUL_ROWS_SG_16X8[1],
+    &MATMUL_ROWS_SG_16X8[2],
     &RMSNORM,
     &ROPE,
     &SWIGLU,

@@ -20,8 +20,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 use crate::ops::attention_decode::{self, Cache, DecodeShape};
 use crate::ops::lora::Seed;
-use crate::ops::matmul::prepare as mm;
-use crate::ops::{elementwise, embedding, rmsnorm, rope, swiglu, MatmulSpec};
+use crate::ops::matmul::{prepare as mm, Epilogue};
+use crate::ops::{elementwise, embedding, rmsnorm, rope, MatmulSpec};
 
 /// One layer: its cache and the dispatches before the cache copies (norm, projections,
 /// RoPE) and after them (attention, output projection, residuals, FFN).
@@ -167,17 +167,21 @@ impl CachedDecoder {
             q_proj.forward(gpu, params, &mut before, &seed, &n, &q, false)?;
             k_proj.forward(gpu, params, &mut before, &seed, &n, &rows.k, false)?;
             v_proj.forward(gpu, params, &mut before, &seed, &n, &rows.v, false)?;
-            let rope = |x: &Tensor, y: &Tensor, k| {
-                rope::apply(
+            let (q_heads, q_rot_heads) = (as_heads(&q, heads)?, as_heads(&q_rot, heads)?);
+            let (k_heads, k_rot_heads) = (
+                as_heads(&rows.k, kv_heads)?,
+                as_heads(&rows.k_rot, kv_heads)?,
+            );
+            before.push(
+                "rope",
+                [rope::apply_two(
                     gpu,
-                    &as_heads(x, k)?,
+                    [&q_heads, &k_heads],
                     &rows.rope_row,
-                    &as_heads(y, k)?,
+                    [&q_rot_heads, &k_rot_heads],
                     false,
-                )
-            };
-            before.push("rope", [rope(&q, &q_rot, heads)?]);
-            before.push("rope", [rope(&rows.k, &rows.k_rot, kv_heads)?]);
+                )?],
+            );
 
             let mut after = Program::default();
             let cache = Cache {
@@ -196,8 +200,11 @@ impl CachedDecoder {
             let norm_w = value(&name("swiglu_norm.weight"))?;
             after.push("norm", [rmsnorm::forward(gpu, &h, norm_w, eps, &n, &rstd)?]);
             w_0.forward(gpu, params, &mut after, &seed, &n, &g, false)?;
-            w_1.forward(gpu, params, &mut after, &seed, &n, &u, false)?;
-            after.push("swiglu", [swiglu::forward(gpu, &g, &u, &act)?]);
+            let swiglu = Epilogue::SwiGlu {
+                gate: &g,
+                act: &act,
+            };
+            w_1.forward_fused(gpu, params, &mut after, &seed, &n, &u, false, swiglu)?;
             w_2.forward(gpu, params, &mut after, &seed, &act, &f, false)?;
             after.push("elementwise", [elementwise::add(gpu, &h, &f, &rows.x)?]);
             layers.push(Layer {

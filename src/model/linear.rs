@@ -11,7 +11,7 @@ use super::program::{Memory, Param, Program};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::ops::lora::{self, Seed};
-use crate::ops::matmul::prepare as mm;
+use crate::ops::matmul::{prepare as mm, prepare_fused, Epilogue};
 use crate::ops::MatmulSpec;
 
 /// The adapters of one wrapped linear and the buffers their passes need.
@@ -101,28 +101,49 @@ impl Linear {
         y: &Tensor,
         dropout: bool,
     ) -> Result<()> {
+        self.forward_fused(gpu, params, prog, seed, x, y, dropout, Epilogue::Plain)
+    }
+
+    /// As [`Linear::forward`], with `epilogue` on y's finished values: it runs in the
+    /// product that writes y last (the base product, or LoRA's up product after it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_fused(
+        &self,
+        gpu: &Gpu,
+        params: &[Param],
+        prog: &mut Program,
+        seed: &Seed,
+        x: &Tensor,
+        y: &Tensor,
+        dropout: bool,
+        epilogue: Epilogue,
+    ) -> Result<()> {
+        let w = &params[self.w].value;
+        let Some(l) = &self.lora else {
+            let base = prepare_fused(gpu, x, w, y, MatmulSpec::nt(), epilogue)?;
+            prog.push("matmul", base);
+            return Ok(());
+        };
+        prog.push("matmul", mm(gpu, x, w, y, MatmulSpec::nt())?);
+        let xd = match l.xd.as_ref().filter(|_| dropout) {
+            Some(xd) => {
+                prog.push(
+                    "lora",
+                    [lora::dropout_forward(gpu, x, xd, l.p, seed, l.stream)?],
+                );
+                xd
+            }
+            None => x,
+        };
         prog.push(
-            "matmul",
-            mm(gpu, x, &params[self.w].value, y, MatmulSpec::nt())?,
+            "lora",
+            mm(gpu, xd, &params[l.a].value, &l.h, MatmulSpec::nt())?,
         );
-        if let Some(l) = &self.lora {
-            let xd = match l.xd.as_ref().filter(|_| dropout) {
-                Some(xd) => {
-                    prog.push(
-                        "lora",
-                        [lora::dropout_forward(gpu, x, xd, l.p, seed, l.stream)?],
-                    );
-                    xd
-                }
-                None => x,
-            };
-            prog.push(
-                "lora",
-                mm(gpu, xd, &params[l.a].value, &l.h, MatmulSpec::nt())?,
-            );
-            let up = MatmulSpec::nt().scale(l.scale).accumulate();
-            prog.push("lora", mm(gpu, &l.h, &params[l.b].value, y, up)?);
-        }
+        let up = MatmulSpec::nt().scale(l.scale).accumulate();
+        prog.push(
+            "lora",
+            prepare_fused(gpu, &l.h, &params[l.b].value, y, up, epilogue)?,
+        );
         Ok(())
     }
 
@@ -140,41 +161,78 @@ impl Linear {
         dx: &Tensor,
         accumulate_dx: bool,
     ) -> Result<()> {
+        let epilogue = Epilogue::Plain;
+        self.backward_fused(gpu, params, prog, seed, x, dy, dx, accumulate_dx, epilogue)
+    }
+
+    /// As [`Linear::backward`], with `epilogue` on dx's finished values. With LoRA, the
+    /// adapters' share of dx is then formed first and the base product `dy W`, last, adds
+    /// to it and runs the epilogue.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_fused(
+        &self,
+        gpu: &Gpu,
+        params: &[Param],
+        prog: &mut Program,
+        seed: &Seed,
+        x: &Tensor,
+        dy: &Tensor,
+        dx: &Tensor,
+        accumulate_dx: bool,
+        epilogue: Epilogue,
+    ) -> Result<()> {
         let w = &params[self.w];
-        let dx_spec = if accumulate_dx {
-            MatmulSpec::nn().accumulate()
-        } else {
-            MatmulSpec::nn()
-        };
-        prog.push("matmul", mm(gpu, dy, &w.value, dx, dx_spec)?);
-        let grad_w = MatmulSpec::tn().accumulate();
-        match &self.lora {
-            None => prog.push("matmul", mm(gpu, dy, x, &w.grad, grad_w)?),
-            Some(l) => {
-                let (a, b) = (&params[l.a], &params[l.b]);
-                let xd = l.xd.as_ref().unwrap_or(x);
-                let dh = l.dh.as_ref().ok_or_else(|| {
-                    Error::Invalid("internal: a LoRA backward in a plan without backward".into())
-                })?;
-                prog.push(
-                    "lora",
-                    mm(gpu, dy, &b.value, dh, MatmulSpec::nn().scale(l.scale))?,
-                );
-                prog.push("lora", mm(gpu, dy, &l.h, &b.grad, grad_w.scale(l.scale))?);
-                prog.push("lora", mm(gpu, dh, xd, &a.grad, grad_w)?);
-                match &l.dxd {
-                    Some(dxd) => {
-                        prog.push("lora", mm(gpu, dh, &a.value, dxd, MatmulSpec::nn())?);
-                        let back =
-                            lora::dropout_backward_accumulate(gpu, dxd, dx, l.p, seed, l.stream)?;
-                        prog.push("lora", [back]);
-                    }
-                    None => prog.push(
-                        "lora",
-                        mm(gpu, dh, &a.value, dx, MatmulSpec::nn().accumulate())?,
-                    ),
-                }
+        let dx_spec = |accumulate: bool| {
+            if accumulate {
+                MatmulSpec::nn().accumulate()
+            } else {
+                MatmulSpec::nn()
             }
+        };
+        let grad_w = MatmulSpec::tn().accumulate();
+        let Some(l) = &self.lora else {
+            let base = prepare_fused(gpu, dy, &w.value, dx, dx_spec(accumulate_dx), epilogue)?;
+            prog.push("matmul", base);
+            prog.push("matmul", mm(gpu, dy, x, &w.grad, grad_w)?);
+            return Ok(());
+        };
+        let fused = !matches!(epilogue, Epilogue::Plain);
+        if !fused {
+            prog.push("matmul", mm(gpu, dy, &w.value, dx, dx_spec(accumulate_dx))?);
+        }
+        let (a, b) = (&params[l.a], &params[l.b]);
+        let xd = l.xd.as_ref().unwrap_or(x);
+        let dh = l.dh.as_ref().ok_or_else(|| {
+            Error::Invalid("internal: a LoRA backward in a plan without backward".into())
+        })?;
+        prog.push(
+            "lora",
+            mm(gpu, dy, &b.value, dh, MatmulSpec::nn().scale(l.scale))?,
+        );
+        prog.push("lora", mm(gpu, dy, &l.h, &b.grad, grad_w.scale(l.scale))?);
+        prog.push("lora", mm(gpu, dh, xd, &a.grad, grad_w)?);
+        // The adapters' share: added to dx after the base product, or (fused) written or
+        // added first, for the base product to finish.
+        let lora_accumulates = accumulate_dx || !fused;
+        match &l.dxd {
+            Some(dxd) => {
+                prog.push("lora", mm(gpu, dh, &a.value, dxd, MatmulSpec::nn())?);
+                // dropout_forward on dxd is the backward's mask applied without adding.
+                let back = if lora_accumulates {
+                    lora::dropout_backward_accumulate(gpu, dxd, dx, l.p, seed, l.stream)?
+                } else {
+                    lora::dropout_forward(gpu, dxd, dx, l.p, seed, l.stream)?
+                };
+                prog.push("lora", [back]);
+            }
+            None => prog.push(
+                "lora",
+                mm(gpu, dh, &a.value, dx, dx_spec(lora_accumulates))?,
+            ),
+        }
+        if fused {
+            let base = prepare_fused(gpu, dy, &w.value, dx, dx_spec(true), epilogue)?;
+            prog.push("matmul", base);
         }
         Ok(())
     }

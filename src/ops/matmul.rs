@@ -5,19 +5,21 @@
 //! `[.., N, K]` when `trans_b`), C is `[.., M, N]`. A 2-D A or B is broadcast over C's batch.
 //! `A·B`, `A·Bᵀ` and `Aᵀ·B` cover a linear layer's forward and both backward products.
 
+pub use super::matmul_epilogue::Epilogue;
 use super::matmul_tune::{self as tune, ProductShape};
 pub use super::matmul_tune::{available_kernels, check_available};
 use crate::error::{Error, Result};
 pub use crate::formulas::matmul::{MatmulKernel, MatmulSpec};
 use crate::gpu::shaders::{
-    ShaderSource, MATMUL, MATMUL_ROWS_16X8, MATMUL_ROWS_8X4, MATMUL_ROWS_8X8, MATMUL_ROWS_SG_16X8,
+    MatmulShaders, MATMUL, MATMUL_ROWS_16X8, MATMUL_ROWS_8X4, MATMUL_ROWS_8X8, MATMUL_ROWS_SG_16X8,
 };
 use crate::gpu::{DType, Dispatch, Gpu, Tensor};
 
-/// A concrete kernel: its shader, entry point, and the output tile one workgroup computes.
+/// A concrete kernel: its shader (one per epilogue), entry point, and the output tile one
+/// workgroup computes.
 #[derive(Clone, Copy)]
 struct Variant {
-    shader: &'static ShaderSource,
+    shaders: &'static MatmulShaders,
     entry: &'static str,
     tile_m: u32,
     tile_n: u32,
@@ -26,8 +28,8 @@ struct Variant {
 /// The shader and tile of a concrete `kernel`. The rows tiles are ROWS_TM rows by
 /// ROWS_WG * ROWS_TN columns of each `matmul_rows_*.wgsl` (a test reads them back).
 fn variant(kernel: MatmulKernel) -> Variant {
-    let rows = |shader, tile_m, tile_n| Variant {
-        shader,
+    let rows = |shaders, tile_m, tile_n| Variant {
+        shaders,
         entry: "matmul_rows",
         tile_m,
         tile_n,
@@ -41,7 +43,7 @@ fn variant(kernel: MatmulKernel) -> Variant {
             ..rows(&MATMUL_ROWS_SG_16X8, 16, 8 * 8)
         },
         MatmulKernel::Tiled | MatmulKernel::Auto => Variant {
-            shader: &MATMUL,
+            shaders: &MATMUL,
             entry: "matmul_tiled",
             tile_m: 64,
             tile_n: 64,
@@ -311,6 +313,19 @@ pub fn prepare(
     Ok(Matmul::new(gpu, a, b, c, spec)?.into_dispatches())
 }
 
+/// As [`prepare`], with an [`Epilogue`] on the outputs.
+pub fn prepare_fused(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    spec: MatmulSpec,
+    epilogue: Epilogue,
+) -> Result<Vec<Dispatch>> {
+    let (a, b, c) = (Rows::all(a), Rows::all(b), Rows::all(c));
+    Ok(Matmul::build(gpu, a, b, c, spec, epilogue)?.into_dispatches())
+}
+
 /// As [`prepare`], on row windows of the operands.
 pub fn prepare_rows(
     gpu: &Gpu,
@@ -329,6 +344,31 @@ impl Matmul {
 
     /// `c = spec(a, b)` on row windows of the operands (see [`Rows`]).
     pub fn on_rows(gpu: &Gpu, a: Rows, b: Rows, c: Rows, spec: MatmulSpec) -> Result<Matmul> {
+        Self::build(gpu, a, b, c, spec, Epilogue::Plain)
+    }
+
+    /// `c = spec(a, b)` with an epilogue on the outputs.
+    pub fn with_epilogue(
+        gpu: &Gpu,
+        a: &Tensor,
+        b: &Tensor,
+        c: &Tensor,
+        spec: MatmulSpec,
+        epilogue: Epilogue,
+    ) -> Result<Matmul> {
+        let (a, b, c) = (Rows::all(a), Rows::all(b), Rows::all(c));
+        Self::build(gpu, a, b, c, spec, epilogue)
+    }
+
+    fn build(
+        gpu: &Gpu,
+        a: Rows,
+        b: Rows,
+        c: Rows,
+        spec: MatmulSpec,
+        epilogue: Epilogue,
+    ) -> Result<Matmul> {
+        let extra = epilogue.buffers(c.tensor, (c.start, c.len) == (0, c.tensor.rows()))?;
         let (oa, ob, oc) = (
             Operand::of(a, "A")?,
             Operand::of(b, "B")?,
@@ -376,6 +416,13 @@ impl Matmul {
         if std::ptr::eq(a, c) || std::ptr::eq(b, c) {
             return Err(shape_err("C must not alias A or B".into()));
         }
+        for (t, name) in epilogue.tensors() {
+            if [a, b, c].iter().any(|o| std::ptr::eq(*o, t)) {
+                return Err(shape_err(format!(
+                    "the epilogue's {name} must not alias A, B or C"
+                )));
+            }
+        }
         let k = ka;
         let shape = ProductShape {
             m,
@@ -386,7 +433,7 @@ impl Matmul {
             trans_b: spec.trans_b,
         };
         let Variant {
-            shader,
+            shaders,
             entry,
             tile_m,
             tile_n,
@@ -399,7 +446,8 @@ impl Matmul {
                         (m0, m1): (usize, usize),
                         (n0, n1): (usize, usize),
                         (k0, k1): (usize, usize),
-                        beta: f32|
+                        beta: f32,
+                        last_k: bool|
          -> Result<()> {
             let (mm, nn, kk) = (m1 - m0, n1 - n0, k1 - k0);
             let (a_buf, a_off) = if spec.trans_a {
@@ -452,19 +500,28 @@ impl Matmul {
                 groups_y: grid[1],
                 pad: [0; 3],
             };
+            // The epilogue runs once per output, with the last slice of K; earlier slices
+            // store partial sums in C for the last to finish.
+            let (shader, extra) = if last_k {
+                (&shaders[epilogue.shader_index()], &extra[..])
+            } else {
+                (&shaders[0], &[][..])
+            };
+            let mut buffers = vec![a_buf, b_buf, c_buf];
+            buffers.extend_from_slice(extra);
             dispatches.push(Dispatch::new(
                 gpu,
                 shader,
                 entry,
                 bytemuck::bytes_of(&params),
-                &[a_buf, b_buf, c_buf],
+                &buffers,
                 grid,
             ));
             Ok(())
         };
 
         if single {
-            emit(0, batch, (0, m), (0, n), (0, k), spec.beta)?;
+            emit(0, batch, (0, m), (0, n), (0, k), spec.beta, true)?;
         } else {
             // Split along every piece boundary of every operand, one batch at a time; the
             // K-slices after the first accumulate into C.
@@ -484,9 +541,11 @@ impl Matmul {
                 }
                 for mr in intervals(m, m_cuts) {
                     for nr in intervals(n, n_cuts.clone()) {
-                        for (i, kr) in intervals(k, k_cuts.clone()).into_iter().enumerate() {
+                        let k_slices = intervals(k, k_cuts.clone());
+                        let last = k_slices.len() - 1;
+                        for (i, kr) in k_slices.into_iter().enumerate() {
                             let beta = if i == 0 { spec.beta } else { 1.0 };
-                            emit(bi, 1, mr, nr, kr, beta)?;
+                            emit(bi, 1, mr, nr, kr, beta, i == last)?;
                         }
                     }
                 }
@@ -551,12 +610,15 @@ mod tests {
                 continue;
             }
             let (wg, tm, tn) = (
-                shader_const(v.shader.code, "ROWS_WG"),
-                shader_const(v.shader.code, "ROWS_TM"),
-                shader_const(v.shader.code, "ROWS_TN"),
+                shader_const(v.shaders[0].code, "ROWS_WG"),
+                shader_const(v.shaders[0].code, "ROWS_TM"),
+                shader_const(v.shaders[0].code, "ROWS_TN"),
             );
             assert_eq!((v.tile_m, v.tile_n), (tm, wg * tn), "{kernel}");
-            assert!(v.shader.file.contains(&format!("{tm}x{tn}")), "{kernel}");
+            assert!(
+                v.shaders[0].file.contains(&format!("{tm}x{tn}")),
+                "{kernel}"
+            );
         }
     }
 }

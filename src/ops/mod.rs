@@ -11,6 +11,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod lora;
 pub mod matmul;
+pub mod matmul_epilogue;
 pub mod matmul_tune;
 pub mod reduce;
 pub mod rmsnorm;

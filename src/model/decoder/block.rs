@@ -5,7 +5,8 @@
 //!
 //! Each residual add is fused into the norm that reads its sum (`rmsnorm::add_forward`):
 //! `h` with `n2` here, and `x'` with the next block's `n1` (or the head's norm), so a block's
-//! forward ends with the two terms of `x'` ([`Block::output`]).
+//! forward ends with the two terms of `x'` ([`Block::output`]). SwiGLU runs in matmul
+//! epilogues: `silu(g) * u` in u's product, its backward in the product of its gradient.
 //!
 //! `plan_forward` records exactly those steps top to bottom; `plan_backward` records their
 //! backward ops bottom to top, with the gradient of the block's output in `dres` on entry and
@@ -19,7 +20,8 @@ use crate::gpu::Tensor;
 use crate::model::linear::Linear;
 use crate::model::program::{Memory, Program};
 use crate::model::relora::{ReloraConfig, LINEARS};
-use crate::ops::{attention, lora, rmsnorm, rope, swiglu};
+use crate::ops::matmul::Epilogue;
+use crate::ops::{attention, lora, rmsnorm, rope};
 
 /// Activations of one block: the ones its backward reads, and the two branch outputs
 /// (`o`, `f`) that only its forward uses.
@@ -187,14 +189,8 @@ impl Block {
             .forward(gpu, params, prog, seed, &a.n1, &k, dropout)?;
         self.v_proj
             .forward(gpu, params, prog, seed, &a.n1, &v, dropout)?;
-        prog.push(
-            "rope",
-            [rope::apply(gpu, &a.q, plan.rope, &a.q_rot, false)?],
-        );
-        prog.push(
-            "rope",
-            [rope::apply(gpu, &a.k, plan.rope, &a.k_rot, false)?],
-        );
+        let rotate = rope::apply_two(gpu, [&a.q, &a.k], plan.rope, [&a.q_rot, &a.k_rot], false)?;
+        prog.push("rope", [rotate]);
         let shape = plan.dims.attention();
         prog.push(
             "attention",
@@ -221,9 +217,13 @@ impl Block {
         );
         self.w_0
             .forward(gpu, params, prog, seed, &a.n2, &a.g, dropout)?;
+        // act = silu(g) * u in the epilogue of u's product.
+        let swiglu = Epilogue::SwiGlu {
+            gate: &a.g,
+            act: &a.act,
+        };
         self.w_1
-            .forward(gpu, params, prog, seed, &a.n2, &a.u, dropout)?;
-        prog.push("swiglu", [swiglu::forward(gpu, &a.g, &a.u, &a.act)?]);
+            .forward_fused(gpu, params, prog, seed, &a.n2, &a.u, dropout, swiglu)?;
         self.w_2
             .forward(gpu, params, prog, seed, &a.act, &a.f, dropout)?;
         Ok(())
@@ -238,12 +238,16 @@ impl Block {
         let eps = plan.dims.eps;
 
         // FFN branch: dres is the gradient of x' = h + w_2(...).
+        // SwiGLU's backward (d_act into dg, du) in the epilogue of d_act's product.
+        let swiglu = Epilogue::SwiGluBackward {
+            gate: &a.g,
+            up: &a.u,
+            d_gate: &s.dg,
+            d_up: &s.du,
+        };
+        let (act, dres, dact) = (&a.act, &s.dres, &s.dact);
         self.w_2
-            .backward(gpu, params, prog, seed, &a.act, &s.dres, &s.dact, false)?;
-        prog.push(
-            "swiglu",
-            [swiglu::backward(gpu, &a.g, &a.u, &s.dact, &s.dg, &s.du)?],
-        );
+            .backward_fused(gpu, params, prog, seed, act, dres, dact, false, swiglu)?;
         self.w_0
             .backward(gpu, params, prog, seed, &a.n2, &s.dg, &s.dnorm, false)?;
         self.w_1
@@ -278,14 +282,8 @@ impl Block {
                 plan.dims.attention(),
             )?,
         );
-        prog.push(
-            "rope",
-            [rope::apply(gpu, &s.dq_rot, plan.rope, &s.dq, true)?],
-        );
-        prog.push(
-            "rope",
-            [rope::apply(gpu, &s.dk_rot, plan.rope, &s.dk, true)?],
-        );
+        let (d_rot, d) = ([&s.dq_rot, &s.dk_rot], [&s.dq, &s.dk]);
+        prog.push("rope", [rope::apply_two(gpu, d_rot, plan.rope, d, true)?]);
         let (dq, dk, dv) = (plan.flat(&s.dq)?, plan.flat(&s.dk)?, plan.flat(&s.dv)?);
         self.q_proj
             .backward(gpu, params, prog, seed, &a.n1, &dq, &s.dnorm, false)?;
