@@ -1,4 +1,4 @@
-// prelude: grid
+// prelude: grid, philox
 //
 // ReLoRA device kernels: a counter-based RNG (Philox2x32-10), LoRA dropout forward and
 // backward, re-initialisation of A (kaiming uniform), and pruning of Adam moments (random and
@@ -62,39 +62,10 @@ struct Select {
 @group(0) @binding(7) var<storage, read> keys: array<u32>;
 @group(0) @binding(8) var<storage, read_write> words: array<u32>;
 
-const PHILOX_M: u32 = 0xD256D193u;
-const PHILOX_W: u32 = 0x9E3779B9u;
 const WG: u32 = 256u;
 // Elements one workgroup of magnitude_histogram counts (CHUNK in src/ops/lora.rs).
 const CHUNK: u32 = 4096u;
 const ABS: u32 = 0x7fffffffu;
-
-// (high, low) words of the 64-bit product a * b.
-fn mulhilo(a: u32, b: u32) -> vec2<u32> {
-    let a0 = a & 0xffffu;
-    let a1 = a >> 16u;
-    let b0 = b & 0xffffu;
-    let b1 = b >> 16u;
-    let p00 = a0 * b0;
-    let p01 = a0 * b1;
-    let p10 = a1 * b0;
-    let p11 = a1 * b1;
-    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
-    let hi = p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
-    return vec2<u32>(hi, a * b);
-}
-
-// Philox2x32 with 10 rounds (Salmon et al. 2011, Random123's philox2x32_R(10, ...)).
-fn philox(counter: vec2<u32>, seed: u32) -> vec2<u32> {
-    var c = counter;
-    var k = seed;
-    for (var r = 0u; r < 10u; r++) {
-        let hl = mulhilo(PHILOX_M, c.x);
-        c = vec2<u32>(hl.x ^ k ^ c.y, hl.y);
-        k = k + PHILOX_W;
-    }
-    return c;
-}
 
 // Word 0 of the counter (global index, stream): the word dropout and kaiming use.
 fn word0(i: u32) -> u32 {

@@ -6,7 +6,8 @@ mod common;
 
 use common::{assert_close, gpu, gpu_with, random};
 use wgtrain::gpu::DType;
-use wgtrain::ops::matmul::Epilogue;
+use wgtrain::ops::lora;
+use wgtrain::ops::matmul::{Epilogue, LowRank, LowRankDropout};
 use wgtrain::ops::{Matmul, MatmulKernel, MatmulSpec};
 use wgtrain::{reference, Gpu, GpuOptions, Tensor};
 
@@ -506,4 +507,209 @@ fn epilogue_tensors_must_be_laid_out_as_c() {
         .expect("refused")
         .to_string();
     assert!(msg.contains("one piece"), "{msg}");
+}
+
+/// `C = spec(A, B) + scale · mask ⊙ (left · right)` against the reference: the product in
+/// f64 plus the low-rank product in f64, masked by the reference dropout mask. Returns the
+/// dispatches the product took.
+#[allow(clippy::too_many_arguments)]
+fn check_low_rank(
+    gpu: &Gpu,
+    (m, n, k, r): (usize, usize, usize, usize),
+    spec: MatmulSpec,
+    right_transposed: bool,
+    dropout: Option<f32>,
+    swiglu: bool,
+    seed: u64,
+) -> usize {
+    let a_shape = if spec.trans_a { [k, m] } else { [m, k] };
+    let b_shape = if spec.trans_b { [n, k] } else { [k, n] };
+    let right_shape = if right_transposed { [n, r] } else { [r, n] };
+    let (a, b) = (random(m * k, seed), random(n * k, seed + 1));
+    let (left, right) = (random(m * r, seed + 2), random(n * r, seed + 3));
+    let c0 = random(m * n, seed + 4);
+    let gate: Vec<f32> = random(m * n, seed + 5).iter().map(|v| 4.0 * v).collect();
+    let mut want = c0.clone();
+    reference::matmul(&a, &a_shape, &b, &b_shape, &mut want, &[m, n], &spec);
+    let mut low = vec![0.0; m * n];
+    let lr_spec = MatmulSpec {
+        trans_b: right_transposed,
+        ..MatmulSpec::nn()
+    };
+    reference::matmul(
+        &left,
+        &[m, r],
+        &right,
+        &right_shape,
+        &mut low,
+        &[m, n],
+        &lr_spec,
+    );
+    let key = 4242;
+    let mask = match dropout {
+        Some(p) => wgtrain::reference::lora::dropout_mask(m * n, p, key, 9),
+        None => vec![true; m * n],
+    };
+    let drop_scale = dropout.map_or(1.0, wgtrain::formulas::lora::dropout_scale);
+    let scale = 1.5;
+    for i in 0..m * n {
+        if mask[i] {
+            want[i] += scale * low[i] * drop_scale;
+        }
+    }
+    let upload = |shape: &[usize], v: &[f32]| Tensor::from_f32(gpu, shape, v).unwrap();
+    let (ta, tb, tc) = (
+        upload(&a_shape, &a),
+        upload(&b_shape, &b),
+        upload(&[m, n], &c0),
+    );
+    let (tl, tr) = (upload(&[m, r], &left), upload(&right_shape, &right));
+    let (tgate, tact) = (
+        upload(&[m, n], &gate),
+        Tensor::zeros(gpu, &[m, n], DType::F32).unwrap(),
+    );
+    let seed_buf = lora::Seed::new(gpu, key);
+    let low_rank = LowRank {
+        left: &tl,
+        right: &tr,
+        right_transposed,
+        scale,
+        dropout: dropout.map(|p| LowRankDropout {
+            p,
+            seed: &seed_buf,
+            stream: 9,
+        }),
+    };
+    let epilogue = if swiglu {
+        Epilogue::SwiGlu {
+            gate: &tgate,
+            act: &tact,
+        }
+    } else {
+        Epilogue::Plain
+    };
+    let op = Matmul::with_low_rank(gpu, &ta, &tb, &tc, spec, low_rank, epilogue).unwrap();
+    op.run(gpu);
+    let what = format!(
+        "{:?} m{m} n{n} k{k} r{r} {spec:?} right_transposed {right_transposed} dropout \
+         {dropout:?} swiglu {swiglu}",
+        spec.kernel
+    );
+    let (atol, rtol) = tol(k + r);
+    let got = tc.to_vec_f32(gpu).unwrap();
+    assert_close(&got, &want, 2.0 * atol, rtol, &what);
+    if swiglu {
+        let act = reference::swiglu::swiglu(&gate, &want);
+        let got = tact.to_vec_f32(gpu).unwrap();
+        assert_close(&got, &act, 8.0 * atol, rtol, &format!("{what}: act"));
+    }
+    if let Some(p) = dropout {
+        // The mask matters: some outputs must have been dropped, some kept.
+        let dropped = mask.iter().filter(|k| !**k).count();
+        assert!(
+            p == 0.0 || m * n < 20 || (dropped > 0 && dropped < m * n),
+            "{what}"
+        );
+    }
+    op.dispatch_count()
+}
+
+#[test]
+fn low_rank_terms_match_the_reference_on_every_kernel() {
+    let gpu = gpu();
+    let mut seed = 2000;
+    for kernel in kernels(&gpu) {
+        for (ta, tb) in LAYOUTS {
+            for (dims, right_transposed, dropout, swiglu) in [
+                ((1, 1, 1, 1), true, None, false),
+                ((37, 45, 29, 4), true, None, true),
+                ((70, 130, 64, 16), false, Some(0.25), false),
+                ((33, 20, 8, 3), false, Some(0.5), true),
+            ] {
+                for spec in [MatmulSpec::default(), MatmulSpec::default().accumulate()] {
+                    let spec = MatmulSpec {
+                        trans_a: ta,
+                        trans_b: tb,
+                        kernel,
+                        ..spec
+                    };
+                    check_low_rank(&gpu, dims, spec, right_transposed, dropout, swiglu, seed);
+                    seed += 7;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn low_rank_terms_in_pieces_use_global_rows_and_columns() {
+    // A, B and C in pieces: each dispatch covers a block of C, and the term (its left rows,
+    // right columns and dropout mask) must be indexed by the block's place in C.
+    let gpu = gpu_with(GpuOptions {
+        max_binding_bytes: Some(1024),
+        ..Default::default()
+    });
+    let mut seed = 2500;
+    for kernel in kernels(&gpu) {
+        for (ta, tb) in LAYOUTS {
+            let spec = MatmulSpec {
+                trans_a: ta,
+                trans_b: tb,
+                kernel,
+                ..MatmulSpec::default()
+            };
+            // C [40, 6] is 960 bytes: one piece for the SwiGLU case; [60, 6] is in pieces.
+            let dispatches =
+                check_low_rank(&gpu, (60, 6, 70, 2), spec, false, Some(0.3), false, seed);
+            assert!(dispatches > 1, "operands in pieces must split the work");
+            check_low_rank(&gpu, (40, 6, 70, 2), spec, true, Some(0.3), true, seed + 1);
+            seed += 7;
+        }
+    }
+}
+
+#[test]
+fn low_rank_terms_refuse_what_they_cannot_do() {
+    let gpu = gpu();
+    let z = |shape: &[usize]| Tensor::zeros(&gpu, shape, DType::F32).unwrap();
+    let (a, b, c) = (z(&[4, 5]), z(&[5, 7]), z(&[4, 7]));
+    let (left, right, wrong) = (z(&[4, 2]), z(&[2, 7]), z(&[7, 3]));
+    let term = |right| LowRank {
+        left: &left,
+        right,
+        right_transposed: false,
+        scale: 1.0,
+        dropout: None,
+    };
+    let refuse = |lr, epilogue| {
+        Matmul::with_low_rank(&gpu, &a, &b, &c, MatmulSpec::nn(), lr, epilogue)
+            .err()
+            .expect("refused")
+            .to_string()
+    };
+    let msg = refuse(term(&wrong), Epilogue::Plain);
+    assert!(msg.contains("do not fit C [4, 7]"), "{msg}");
+    let (g, u, dg, du) = (z(&[4, 7]), z(&[4, 7]), z(&[4, 7]), z(&[4, 7]));
+    let backward = Epilogue::SwiGluBackward {
+        gate: &g,
+        up: &u,
+        d_gate: &dg,
+        d_up: &du,
+    };
+    let msg = refuse(term(&right), backward);
+    assert!(msg.contains("9 storage"), "{msg}");
+    let (a3, c3) = (z(&[2, 4, 5]), z(&[2, 4, 7]));
+    let msg = Matmul::with_low_rank(
+        &gpu,
+        &a3,
+        &b,
+        &c3,
+        MatmulSpec::nn(),
+        term(&right),
+        Epilogue::Plain,
+    )
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(msg.contains("2-D product"), "{msg}");
 }

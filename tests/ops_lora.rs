@@ -12,7 +12,7 @@ mod common;
 
 use common::{assert_close, gpu, gpu_with, random};
 use wgtrain::gpu::{run_all, DType, Dispatch, Gpu};
-use wgtrain::model::linear::Linear;
+use wgtrain::model::linear::{Linear, LoraBackward};
 use wgtrain::model::program::{Memory, Param, Program};
 use wgtrain::ops::lora::{self, MagnitudeRule, MagnitudeScratch, Seed};
 use wgtrain::ops::matmul::Epilogue;
@@ -471,7 +471,8 @@ fn program_dispatches(prog: Program) -> Vec<Dispatch> {
 
 /// SwiGLU in the epilogues of a linear (forward: u's product; backward: d_act's) gives what
 /// the linear followed by the separate SwiGLU op gives, with LoRA and its dropout too (the
-/// fused backward forms the adapters' share of dx first and lets the base product finish).
+/// fused backward forms the adapters' share of dx first and lets the base product finish);
+/// so does the adapters' share of dx as the dx product's low-rank term, mask included.
 #[test]
 fn swiglu_in_a_linears_epilogues_equals_the_separate_op() {
     let gpu = gpu();
@@ -483,14 +484,21 @@ fn swiglu_in_a_linears_epilogues_equals_the_separate_op() {
         let gate: Vec<f32> = random(n * out, 42).iter().map(|v| 4.0 * v).collect();
         let gate = upload(&gpu, &[n, out], &gate);
         let seed = Seed::new(&gpu, 77);
-        // Two copies of the same layer, so gradients accumulate separately.
-        let runs: Vec<_> = [false, true]
+        // Copies of the same layer, so gradients accumulate separately: the separate ops with
+        // the adapters' share of dx in a buffer (the reference run), the separate SwiGLU with
+        // that share as the dx product's low-rank term, and SwiGLU in the epilogues.
+        let variants = [
+            (false, LoraBackward::Buffered),
+            (false, LoraBackward::Fused),
+            (true, LoraBackward::Buffered),
+        ];
+        let runs: Vec<_> = variants
             .into_iter()
-            .map(|fused| {
+            .map(|(fused, backward)| {
                 let params = linear_params(&gpu, inp, out, lora, 50);
                 let mut mem = Memory::new(&gpu);
                 let layer = if lora {
-                    Linear::lora(&mut mem, &params, 0, 1, 2, n, 2.0, p, 3, true).unwrap()
+                    Linear::lora(&mut mem, &params, 0, 1, 2, n, 2.0, p, 3, backward).unwrap()
                 } else {
                     Linear::plain(0)
                 };

@@ -7,7 +7,7 @@
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use std::path::{Path, PathBuf};
-use wgtrain::gpu::shaders::{ShaderSource, ALL};
+use wgtrain::gpu::shaders::{ShaderSource, ALL, MATMUL_EPILOGUES};
 
 fn shaders_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders")
@@ -169,15 +169,24 @@ fn each_shader_gets_the_prelude_its_first_line_names() {
             "{file}: its `// prelude:` line and its entry in src/gpu/shaders.rs differ"
         );
         let mut composed = text;
-        for snippet_name in prelude.iter().chain(epilogue) {
+        for snippet_name in prelude.iter().chain(epilogue.iter()) {
             composed.push('\n');
             composed.push_str(&snippet(snippet_name));
         }
         assert!(*code == composed, "{name}: the embedded source is stale");
-        match epilogue {
-            Some(e) => assert_eq!(*name, format!("{file}+{e}")),
-            None => assert_eq!(name, file),
-        }
+        let expected_name = std::iter::once(*file)
+            .chain(epilogue.iter().copied())
+            .collect::<Vec<_>>()
+            .join("+");
+        assert_eq!(*name, expected_name);
+    }
+    // Every matmul is compiled with exactly the epilogues the registry lists, in order.
+    let matmuls: Vec<_> = ALL.iter().filter(|s| !s.epilogue.is_empty()).collect();
+    assert!(!matmuls.is_empty());
+    for group in matmuls.chunks(MATMUL_EPILOGUES.len()) {
+        let epilogues: Vec<&[&str]> = group.iter().map(|s| s.epilogue).collect();
+        assert_eq!(epilogues, MATMUL_EPILOGUES, "{}", group[0].file);
+        assert!(group.iter().all(|s| s.file == group[0].file));
     }
     let names: Vec<&str> = ALL.iter().map(|s| s.name).collect();
     let mut unique = names.clone();
@@ -188,7 +197,7 @@ fn each_shader_gets_the_prelude_its_first_line_names() {
         let name = file_name(&f).trim_end_matches(".wgsl");
         assert!(
             ALL.iter()
-                .any(|s| s.prelude.contains(&name) || s.epilogue == Some(name)),
+                .any(|s| s.prelude.contains(&name) || s.epilogue.contains(&name)),
             "prelude/{name}.wgsl is named by no shader"
         );
     }

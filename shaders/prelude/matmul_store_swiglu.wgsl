@@ -9,7 +9,7 @@
 fn store(batch: u32, row: u32, col: u32, v: f32) {
     if (row < p.m && col < p.n) {
         let i = out_index(batch, row, col);
-        let u = finished(i, v);
+        let u = total(i, row, col, v);
         c[i] = u;
         let g = gate[i];
         act[i] = g * (1.0 / (1.0 + exp(-g))) * u;

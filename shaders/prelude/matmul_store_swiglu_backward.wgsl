@@ -13,7 +13,7 @@
 fn store(batch: u32, row: u32, col: u32, v: f32) {
     if (row < p.m && col < p.n) {
         let i = out_index(batch, row, col);
-        let dh = finished(i, v);
+        let dh = total(i, row, col, v);
         let g = gate[i];
         let s = 1.0 / (1.0 + exp(-g));
         d_gate[i] = dh * up[i] * s * (1.0 + g * (1.0 - s));

@@ -10,28 +10,32 @@
 
 pub struct ShaderSource {
     /// The pipeline cache key and label: the file, and for a matmul its epilogue, e.g.
-    /// `"matmul_rows_16x8.wgsl+matmul_store_swiglu"`.
+    /// `"matmul_rows_16x8.wgsl+matmul_term_none+matmul_store_swiglu"`.
     pub name: &'static str,
     /// The file in `shaders/`, e.g. `"svd.wgsl"`.
     pub file: &'static str,
     /// The snippets of `shaders/prelude/` appended to the file, e.g. `["grid"]`.
     pub prelude: &'static [&'static str],
-    /// A matmul's epilogue snippet (how it stores an output), appended after the prelude.
-    /// Each matmul file is compiled once per epilogue ([`MatmulShaders`]).
-    pub epilogue: Option<&'static str>,
-    /// What the device compiles: the file, then its prelude snippets (and epilogue).
+    /// A matmul's epilogue snippets (what it adds to an output and how it stores it),
+    /// appended after the prelude; empty for other shaders. Each matmul file is compiled once
+    /// per epilogue ([`MatmulShaders`]).
+    pub epilogue: &'static [&'static str],
+    /// What the device compiles: the file, then its prelude and epilogue snippets.
     pub code: &'static str,
 }
 
-/// One matmul kernel file with each epilogue, in [`Epilogue`](crate::ops::matmul::Epilogue)'s
-/// order: plain, SwiGLU, SwiGLU's backward.
-pub type MatmulShaders = [ShaderSource; 3];
+/// One matmul kernel file with each epilogue of [`MATMUL_EPILOGUES`], in that order.
+pub type MatmulShaders = [ShaderSource; 5];
 
-/// The epilogue snippets of [`MatmulShaders`], in order.
-pub const MATMUL_EPILOGUES: [&str; 3] = [
-    "matmul_store",
-    "matmul_store_swiglu",
-    "matmul_store_swiglu_backward",
+/// The epilogues a matmul is compiled with: a term snippet (with the preludes it needs)
+/// and a store snippet. The low-rank term with SwiGLU's backward store is left out: it
+/// would bind 9 storage buffers, past WebGPU's guaranteed 8.
+pub const MATMUL_EPILOGUES: [&[&str]; 5] = [
+    &["matmul_term_none", "matmul_store"],
+    &["matmul_term_none", "matmul_store_swiglu"],
+    &["matmul_term_none", "matmul_store_swiglu_backward"],
+    &["philox", "matmul_term_low_rank", "matmul_store"],
+    &["philox", "matmul_term_low_rank", "matmul_store_swiglu"],
 ];
 
 macro_rules! shader {
@@ -40,7 +44,7 @@ macro_rules! shader {
             name: $file,
             file: $file,
             prelude: &[$($($snippet),+)?],
-            epilogue: None,
+            epilogue: &[],
             code: concat!(
                 include_str!(concat!("../../shaders/", $file)),
                 $($(
@@ -53,33 +57,49 @@ macro_rules! shader {
 }
 
 macro_rules! matmul_source {
-    ($file:literal, [$($snippet:literal),+], $epilogue:literal) => {
+    ($file:literal, [$($snippet:literal),+], [$($epilogue:literal),+]) => {
         ShaderSource {
-            name: concat!($file, "+", $epilogue),
+            name: concat!($file $(, "+", $epilogue)+),
             file: $file,
             prelude: &[$($snippet),+],
-            epilogue: Some($epilogue),
+            epilogue: &[$($epilogue),+],
             code: concat!(
                 include_str!(concat!("../../shaders/", $file)),
                 $(
                     "\n",
                     include_str!(concat!("../../shaders/prelude/", $snippet, ".wgsl")),
                 )+
-                "\n",
-                include_str!(concat!("../../shaders/prelude/", $epilogue, ".wgsl")),
+                $(
+                    "\n",
+                    include_str!(concat!("../../shaders/prelude/", $epilogue, ".wgsl")),
+                )+
             ),
         }
     };
 }
 
 /// A matmul file with every epilogue; the literals repeat [`MATMUL_EPILOGUES`] because
-/// `include_str!` needs them (a test checks they agree).
+/// `include_str!` needs them (`tests/shaders.rs` checks they agree).
 macro_rules! matmul_shaders {
     ($name:ident, $file:literal, prelude: [$($snippet:literal),+]) => {
         pub const $name: MatmulShaders = [
-            matmul_source!($file, [$($snippet),+], "matmul_store"),
-            matmul_source!($file, [$($snippet),+], "matmul_store_swiglu"),
-            matmul_source!($file, [$($snippet),+], "matmul_store_swiglu_backward"),
+            matmul_source!($file, [$($snippet),+], ["matmul_term_none", "matmul_store"]),
+            matmul_source!($file, [$($snippet),+], ["matmul_term_none", "matmul_store_swiglu"]),
+            matmul_source!(
+                $file,
+                [$($snippet),+],
+                ["matmul_term_none", "matmul_store_swiglu_backward"]
+            ),
+            matmul_source!(
+                $file,
+                [$($snippet),+],
+                ["philox", "matmul_term_low_rank", "matmul_store"]
+            ),
+            matmul_source!(
+                $file,
+                [$($snippet),+],
+                ["philox", "matmul_term_low_rank", "matmul_store_swiglu"]
+            ),
         ];
     };
 }
@@ -122,7 +142,7 @@ shader!(
     "matrix_stats.wgsl",
     prelude: ["grid", "tree_sum3", "svd_state"]
 );
-shader!(LORA, "lora.wgsl", prelude: ["grid"]);
+shader!(LORA, "lora.wgsl", prelude: ["grid", "philox"]);
 
 pub const ALL: &[&ShaderSource] = &[
     &ADAMW,
@@ -132,18 +152,28 @@ pub const ALL: &[&ShaderSource] = &[
     &MATMUL[0],
     &MATMUL[1],
     &MATMUL[2],
+    &MATMUL[3],
+    &MATMUL[4],
     &MATMUL_ROWS_8X4[0],
     &MATMUL_ROWS_8X4[1],
     &MATMUL_ROWS_8X4[2],
+    &MATMUL_ROWS_8X4[3],
+    &MATMUL_ROWS_8X4[4],
     &MATMUL_ROWS_16X8[0],
     &MATMUL_ROWS_16X8[1],
     &MATMUL_ROWS_16X8[2],
+    &MATMUL_ROWS_16X8[3],
+    &MATMUL_ROWS_16X8[4],
     &MATMUL_ROWS_8X8[0],
     &MATMUL_ROWS_8X8[1],
     &MATMUL_ROWS_8X8[2],
+    &MATMUL_ROWS_8X8[3],
+    &MATMUL_ROWS_8X8[4],
     &MATMUL_ROWS_SG_16X8[0],
     &MATMUL_ROWS_SG_16X8[1],
     &MATMUL_ROWS_SG_16X8[2],
+    &MATMUL_ROWS_SG_16X8[3],
+    &MATMUL_ROWS_SG_16X8[4],
     &RMSNORM,
     &ROPE,
     &SWIGLU,

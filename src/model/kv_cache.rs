@@ -13,7 +13,7 @@
 
 use super::decoder::Decoder;
 use super::init::Rng;
-use super::linear::Linear;
+use super::linear::{Linear, LoraBackward};
 use super::program::{Memory, Param, Program};
 use super::relora::LINEARS;
 use crate::error::{Error, Result};
@@ -148,7 +148,7 @@ impl CachedDecoder {
                         r.scale(),
                         0.0,
                         0,
-                        false,
+                        LoraBackward::None,
                     )?,
                     _ => Linear::plain(w),
                 });

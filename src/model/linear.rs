@@ -6,12 +6,20 @@
 //!   dx  = dy W  +  dropout'(dh A)      dh = s · dy B
 //!   dB += s · dyᵀ h                   dA += dhᵀ dropout(x)
 //! and no gradient for W.
+//!
+//! The adapters' outer products ride in the base product's epilogue as a low-rank term
+//! (`ops::matmul::LowRank`): `s · h Bᵀ` in the forward's, `dropout'(dh A)` (mask
+//! regenerated) in dx's, so neither costs a dispatch or a buffer of its own. Where dx's
+//! product already has SwiGLU's backward in its epilogue (w_2), the adapters' share is
+//! formed in dx first and the base product adds to it ([`LoraBackward::Buffered`]).
 
 use super::program::{Memory, Param, Program};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::ops::lora::{self, Seed};
-use crate::ops::matmul::{prepare as mm, prepare_fused, Epilogue};
+use crate::ops::matmul::{
+    prepare as mm, prepare_fused, prepare_low_rank, Epilogue, LowRank, LowRankDropout,
+};
 use crate::ops::MatmulSpec;
 
 /// The adapters of one wrapped linear and the buffers their passes need.
@@ -28,6 +36,20 @@ pub struct Lora {
     /// LoRA dropout probability (0: off) and this linear's RNG stream.
     p: f32,
     stream: u32,
+    backward: LoraBackward,
+}
+
+/// The backward a wrapped linear is planned with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoraBackward {
+    /// None: an evaluation plan.
+    None,
+    /// dx's base product adds the adapters' share as a low-rank term.
+    Fused,
+    /// The adapters' share of dx is formed first (in a buffer of its own under dropout) and
+    /// dx's base product adds to it: for a dx product whose epilogue cannot also take the
+    /// term (SwiGLU's backward).
+    Buffered,
 }
 
 pub struct Linear {
@@ -42,8 +64,8 @@ impl Linear {
     }
 
     /// A wrapped linear for `n` rows of input: adapters `a` [r, in] and `b` [out, r]. Its
-    /// activations (dropout(x), h, and with `backward` their gradients) are allocated from
-    /// `mem`. `dropout` 0 plans no dropout at all.
+    /// activations (dropout(x), h, and with a backward the gradients it needs) are allocated
+    /// from `mem`. `dropout` 0 plans no dropout at all.
     #[allow(clippy::too_many_arguments)]
     pub fn lora(
         mem: &mut Memory,
@@ -55,7 +77,7 @@ impl Linear {
         scale: f32,
         dropout: f32,
         stream: u32,
-        backward: bool,
+        backward: LoraBackward,
     ) -> Result<Linear> {
         let (r, input) = (params[a].value.shape()[0], params[a].value.shape()[1]);
         let on = dropout > 0.0;
@@ -71,18 +93,19 @@ impl Linear {
                     None
                 },
                 h: mem.zeros(&[n, r])?,
-                dh: if backward {
+                dh: if backward != LoraBackward::None {
                     Some(mem.zeros(&[n, r])?)
                 } else {
                     None
                 },
-                dxd: if on && backward {
+                dxd: if on && backward == LoraBackward::Buffered {
                     Some(mem.zeros(&[n, input])?)
                 } else {
                     None
                 },
                 p: dropout,
                 stream,
+                backward,
             }),
         })
     }
@@ -104,8 +127,8 @@ impl Linear {
         self.forward_fused(gpu, params, prog, seed, x, y, dropout, Epilogue::Plain)
     }
 
-    /// As [`Linear::forward`], with `epilogue` on y's finished values: it runs in the
-    /// product that writes y last (the base product, or LoRA's up product after it).
+    /// As [`Linear::forward`], with `epilogue` on y's finished values (with LoRA, after the
+    /// adapters' term is added).
     #[allow(clippy::too_many_arguments)]
     pub fn forward_fused(
         &self,
@@ -124,7 +147,6 @@ impl Linear {
             prog.push("matmul", base);
             return Ok(());
         };
-        prog.push("matmul", mm(gpu, x, w, y, MatmulSpec::nt())?);
         let xd = match l.xd.as_ref().filter(|_| dropout) {
             Some(xd) => {
                 prog.push(
@@ -139,11 +161,16 @@ impl Linear {
             "lora",
             mm(gpu, xd, &params[l.a].value, &l.h, MatmulSpec::nt())?,
         );
-        let up = MatmulSpec::nt().scale(l.scale).accumulate();
-        prog.push(
-            "lora",
-            prepare_fused(gpu, &l.h, &params[l.b].value, y, up, epilogue)?,
-        );
+        // y = x Wᵀ + s · h Bᵀ in one product.
+        let up = LowRank {
+            left: &l.h,
+            right: &params[l.b].value,
+            right_transposed: true,
+            scale: l.scale,
+            dropout: None,
+        };
+        let base = prepare_low_rank(gpu, x, w, y, MatmulSpec::nt(), up, epilogue)?;
+        prog.push("matmul", base);
         Ok(())
     }
 
@@ -165,9 +192,8 @@ impl Linear {
         self.backward_fused(gpu, params, prog, seed, x, dy, dx, accumulate_dx, epilogue)
     }
 
-    /// As [`Linear::backward`], with `epilogue` on dx's finished values. With LoRA, the
-    /// adapters' share of dx is then formed first and the base product `dy W`, last, adds
-    /// to it and runs the epilogue.
+    /// As [`Linear::backward`], with `epilogue` on dx's finished values (with LoRA, after
+    /// the adapters' share is added).
     #[allow(clippy::too_many_arguments)]
     pub fn backward_fused(
         &self,
@@ -196,44 +222,54 @@ impl Linear {
             prog.push("matmul", mm(gpu, dy, x, &w.grad, grad_w)?);
             return Ok(());
         };
-        let fused = !matches!(epilogue, Epilogue::Plain);
-        if !fused {
-            prog.push("matmul", mm(gpu, dy, &w.value, dx, dx_spec(accumulate_dx))?);
-        }
+        let internal = |what: &str| Error::Invalid(format!("internal: a LoRA backward {what}"));
         let (a, b) = (&params[l.a], &params[l.b]);
         let xd = l.xd.as_ref().unwrap_or(x);
-        let dh = l.dh.as_ref().ok_or_else(|| {
-            Error::Invalid("internal: a LoRA backward in a plan without backward".into())
-        })?;
+        let dh =
+            l.dh.as_ref()
+                .ok_or_else(|| internal("in a plan without backward"))?;
         prog.push(
             "lora",
             mm(gpu, dy, &b.value, dh, MatmulSpec::nn().scale(l.scale))?,
         );
         prog.push("lora", mm(gpu, dy, &l.h, &b.grad, grad_w.scale(l.scale))?);
         prog.push("lora", mm(gpu, dh, xd, &a.grad, grad_w)?);
-        // The adapters' share: added to dx after the base product, or (fused) written or
-        // added first, for the base product to finish.
-        let lora_accumulates = accumulate_dx || !fused;
-        match &l.dxd {
-            Some(dxd) => {
+        let on = l.p > 0.0;
+        if l.backward == LoraBackward::Fused {
+            // dx = dy W (+ dx) + dropout'(dh A) in one product.
+            let share = LowRank {
+                left: dh,
+                right: &a.value,
+                right_transposed: false,
+                scale: 1.0,
+                dropout: on.then_some(LowRankDropout {
+                    p: l.p,
+                    seed,
+                    stream: l.stream,
+                }),
+            };
+            let spec = dx_spec(accumulate_dx);
+            let base = prepare_low_rank(gpu, dy, &w.value, dx, spec, share, epilogue)?;
+            prog.push("matmul", base);
+            return Ok(());
+        }
+        // Buffered: the adapters' share written to (or added to) dx first.
+        match (&l.dxd, on) {
+            (Some(dxd), true) => {
                 prog.push("lora", mm(gpu, dh, &a.value, dxd, MatmulSpec::nn())?);
                 // dropout_forward on dxd is the backward's mask applied without adding.
-                let back = if lora_accumulates {
+                let share = if accumulate_dx {
                     lora::dropout_backward_accumulate(gpu, dxd, dx, l.p, seed, l.stream)?
                 } else {
                     lora::dropout_forward(gpu, dxd, dx, l.p, seed, l.stream)?
                 };
-                prog.push("lora", [back]);
+                prog.push("lora", [share]);
             }
-            None => prog.push(
-                "lora",
-                mm(gpu, dh, &a.value, dx, dx_spec(lora_accumulates))?,
-            ),
+            (None, true) => return Err(internal("under dropout without its buffer")),
+            (_, false) => prog.push("lora", mm(gpu, dh, &a.value, dx, dx_spec(accumulate_dx))?),
         }
-        if fused {
-            let base = prepare_fused(gpu, dy, &w.value, dx, dx_spec(true), epilogue)?;
-            prog.push("matmul", base);
-        }
+        let base = prepare_fused(gpu, dy, &w.value, dx, dx_spec(true), epilogue)?;
+        prog.push("matmul", base);
         Ok(())
     }
 

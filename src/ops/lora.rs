@@ -93,7 +93,7 @@ fn invalid(op: &str, what: &str, v: f32) -> Error {
 }
 
 /// Keep iff `(word >> 8) >= t`  <=>  `(word >> 8) * 2^-24 >= p`: `t = ceil(p * 2^24)`.
-fn dropout_threshold(p: f32) -> Result<u32> {
+pub(crate) fn dropout_threshold(p: f32) -> Result<u32> {
     if !(0.0..=1.0).contains(&p) {
         return Err(invalid("lora dropout", "p", p));
     }

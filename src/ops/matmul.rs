@@ -5,7 +5,7 @@
 //! `[.., N, K]` when `trans_b`), C is `[.., M, N]`. A 2-D A or B is broadcast over C's batch.
 //! `A·B`, `A·Bᵀ` and `Aᵀ·B` cover a linear layer's forward and both backward products.
 
-pub use super::matmul_epilogue::Epilogue;
+pub use super::matmul_epilogue::{Epilogue, LowRank, LowRankDropout};
 use super::matmul_tune::{self as tune, ProductShape};
 pub use super::matmul_tune::{available_kernels, check_available};
 use crate::error::{Error, Result};
@@ -159,7 +159,17 @@ struct Params {
     tiles_m: u32,
     tiles_n: u32,
     groups_y: u32,
-    pad: [u32; 3],
+    lr_rank: u32,
+    lr_row0: u32,
+    lr_col0: u32,
+    lr_cols: u32,
+    lr_right_js: u32,
+    lr_right_cs: u32,
+    lr_stream: u32,
+    lr_threshold: u32,
+    lr_dropout: u32,
+    lr_scale: f32,
+    lr_drop_scale: f32,
 }
 
 /// A prepared matmul: one dispatch, or several when operands are stored in pieces.
@@ -323,7 +333,20 @@ pub fn prepare_fused(
     epilogue: Epilogue,
 ) -> Result<Vec<Dispatch>> {
     let (a, b, c) = (Rows::all(a), Rows::all(b), Rows::all(c));
-    Ok(Matmul::build(gpu, a, b, c, spec, epilogue)?.into_dispatches())
+    Ok(Matmul::build(gpu, a, b, c, spec, None, epilogue)?.into_dispatches())
+}
+
+/// As [`prepare_fused`], with a [`LowRank`] term added to every output (2-D products only).
+pub fn prepare_low_rank(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    spec: MatmulSpec,
+    low_rank: LowRank,
+    epilogue: Epilogue,
+) -> Result<Vec<Dispatch>> {
+    Ok(Matmul::with_low_rank(gpu, a, b, c, spec, low_rank, epilogue)?.into_dispatches())
 }
 
 /// As [`prepare`], on row windows of the operands.
@@ -344,7 +367,7 @@ impl Matmul {
 
     /// `c = spec(a, b)` on row windows of the operands (see [`Rows`]).
     pub fn on_rows(gpu: &Gpu, a: Rows, b: Rows, c: Rows, spec: MatmulSpec) -> Result<Matmul> {
-        Self::build(gpu, a, b, c, spec, Epilogue::Plain)
+        Self::build(gpu, a, b, c, spec, None, Epilogue::Plain)
     }
 
     /// `c = spec(a, b)` with an epilogue on the outputs.
@@ -357,7 +380,21 @@ impl Matmul {
         epilogue: Epilogue,
     ) -> Result<Matmul> {
         let (a, b, c) = (Rows::all(a), Rows::all(b), Rows::all(c));
-        Self::build(gpu, a, b, c, spec, epilogue)
+        Self::build(gpu, a, b, c, spec, None, epilogue)
+    }
+
+    /// `c = spec(a, b) + low_rank` with an epilogue on the outputs.
+    pub fn with_low_rank(
+        gpu: &Gpu,
+        a: &Tensor,
+        b: &Tensor,
+        c: &Tensor,
+        spec: MatmulSpec,
+        low_rank: LowRank,
+        epilogue: Epilogue,
+    ) -> Result<Matmul> {
+        let (a, b, c) = (Rows::all(a), Rows::all(b), Rows::all(c));
+        Self::build(gpu, a, b, c, spec, Some(low_rank), epilogue)
     }
 
     fn build(
@@ -366,6 +403,7 @@ impl Matmul {
         b: Rows,
         c: Rows,
         spec: MatmulSpec,
+        low_rank: Option<LowRank>,
         epilogue: Epilogue,
     ) -> Result<Matmul> {
         let extra = epilogue.buffers(c.tensor, (c.start, c.len) == (0, c.tensor.rows()))?;
@@ -416,7 +454,11 @@ impl Matmul {
         if std::ptr::eq(a, c) || std::ptr::eq(b, c) {
             return Err(shape_err("C must not alias A or B".into()));
         }
-        for (t, name) in epilogue.tensors() {
+        let mut fused = epilogue.tensors();
+        if let Some(lr) = &low_rank {
+            fused.extend([(lr.left, "low-rank left"), (lr.right, "low-rank right")]);
+        }
+        for (t, name) in fused {
             if [a, b, c].iter().any(|o| std::ptr::eq(*o, t)) {
                 return Err(shape_err(format!(
                     "the epilogue's {name} must not alias A, B or C"
@@ -424,6 +466,13 @@ impl Matmul {
             }
         }
         let k = ka;
+        let shader_index = epilogue.shader_index(low_rank.is_some())?;
+        if low_rank.is_some() && batch != 1 {
+            return Err(shape_err(format!(
+                "a low-rank term needs a 2-D product, got batch {batch}"
+            )));
+        }
+        let low_rank = low_rank.map(|lr| lr.bind(gpu, m, n)).transpose()?;
         let shape = ProductShape {
             m,
             n,
@@ -476,7 +525,7 @@ impl Matmul {
             let tiles_n = nn.div_ceil(tile_n as usize);
             let total = to_u32(tiles_m * tiles_n * nb, "workgroups")?;
             let grid = gpu.grid(total)?;
-            let params = Params {
+            let mut params = Params {
                 m: to_u32(mm, "M")?,
                 n: to_u32(nn, "N")?,
                 k: to_u32(kk, "K")?,
@@ -498,18 +547,39 @@ impl Matmul {
                 tiles_m: tiles_m as u32,
                 tiles_n: tiles_n as u32,
                 groups_y: grid[1],
-                pad: [0; 3],
+                lr_rank: 0,
+                lr_row0: to_u32(m0, "row")?,
+                lr_col0: to_u32(n0, "column")?,
+                lr_cols: to_u32(n, "N")?,
+                lr_right_js: 0,
+                lr_right_cs: 0,
+                lr_stream: 0,
+                lr_threshold: 0,
+                lr_dropout: 0,
+                lr_scale: 0.0,
+                lr_drop_scale: 0.0,
             };
             // The epilogue runs once per output, with the last slice of K; earlier slices
             // store partial sums in C for the last to finish.
-            let (shader, extra) = if last_k {
-                (&shaders[epilogue.shader_index()], &extra[..])
+            let mut buffers = vec![(1, a_buf), (2, b_buf), (3, c_buf)];
+            let shader = if last_k {
+                buffers.extend((4..).zip(extra.iter().copied()));
+                if let Some(lr) = &low_rank {
+                    params.lr_rank = lr.rank;
+                    params.lr_right_js = lr.right_js;
+                    params.lr_right_cs = lr.right_cs;
+                    params.lr_stream = lr.stream;
+                    params.lr_threshold = lr.threshold;
+                    params.lr_dropout = lr.dropout;
+                    params.lr_scale = lr.scale;
+                    params.lr_drop_scale = lr.drop_scale;
+                    buffers.extend([(8, &lr.key), (9, &lr.left), (10, &lr.right)]);
+                }
+                &shaders[shader_index]
             } else {
-                (&shaders[0], &[][..])
+                &shaders[0]
             };
-            let mut buffers = vec![a_buf, b_buf, c_buf];
-            buffers.extend_from_slice(extra);
-            dispatches.push(Dispatch::new(
+            dispatches.push(Dispatch::with_bindings(
                 gpu,
                 shader,
                 entry,

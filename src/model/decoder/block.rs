@@ -17,7 +17,7 @@ use super::residual::Residual;
 use super::{Dims, Plan, Reset, Scratch};
 use crate::error::Result;
 use crate::gpu::Tensor;
-use crate::model::linear::Linear;
+use crate::model::linear::{Linear, LoraBackward};
 use crate::model::program::{Memory, Program};
 use crate::model::relora::{ReloraConfig, LINEARS};
 use crate::ops::matmul::Epilogue;
@@ -88,7 +88,12 @@ impl Block {
                         0.0
                     },
                     Self::stream(layer, j),
-                    plan.purpose.backward(),
+                    match (plan.purpose.backward(), *path) {
+                        (false, _) => LoraBackward::None,
+                        // dx's product has SwiGLU's backward in its epilogue.
+                        (true, "swiglu.w_2") => LoraBackward::Buffered,
+                        (true, _) => LoraBackward::Fused,
+                    },
                 )?,
                 _ => Linear::plain(name("weight")),
             });
