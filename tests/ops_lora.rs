@@ -11,6 +11,7 @@
 mod common;
 
 use common::{assert_close, gpu, gpu_with, random};
+use wgtrain::formulas::kernels::{KernelPins, LoraKernel};
 use wgtrain::gpu::{run_all, DType, Dispatch, Gpu};
 use wgtrain::model::linear::{Linear, LoraBackward};
 use wgtrain::model::program::{Memory, Param, Program};
@@ -475,34 +476,44 @@ fn program_dispatches(prog: Program) -> Vec<Dispatch> {
 /// so does the adapters' share of dx as the dx product's low-rank term, mask included.
 #[test]
 fn swiglu_in_a_linears_epilogues_equals_the_separate_op() {
-    let gpu = gpu();
+    let separate = gpu();
+    let fused_lora = gpu_with(GpuOptions {
+        kernels: KernelPins {
+            lora: LoraKernel::Fused,
+            ..KernelPins::default()
+        },
+        ..Default::default()
+    });
     let (n, inp, out) = (6, 10, 12);
     for (lora, p) in [(false, 0.0), (true, 0.0), (true, 0.25)] {
         let what = format!("lora {lora} dropout {p}");
-        let x = upload(&gpu, &[n, inp], &random(n * inp, 40));
-        let dy_act = upload(&gpu, &[n, out], &random(n * out, 41));
-        let gate: Vec<f32> = random(n * out, 42).iter().map(|v| 4.0 * v).collect();
-        let gate = upload(&gpu, &[n, out], &gate);
-        let seed = Seed::new(&gpu, 77);
-        // Copies of the same layer, so gradients accumulate separately: the separate ops with
-        // the adapters' share of dx in a buffer (the reference run), the separate SwiGLU with
-        // that share as the dx product's low-rank term, and SwiGLU in the epilogues.
+        // Copies of the same layer, so gradients accumulate separately. The reference run:
+        // separate ops throughout. Then SwiGLU in the epilogues; LoRA's products fused
+        // (forward and dx) with the separate SwiGLU; and both fused (the adapters' share of
+        // dx formed first, as w_2's is).
         let variants = [
-            (false, LoraBackward::Buffered),
-            (false, LoraBackward::Fused),
-            (true, LoraBackward::Buffered),
+            (false, LoraBackward::Buffered, LoraKernel::Separate),
+            (true, LoraBackward::Buffered, LoraKernel::Separate),
+            (false, LoraBackward::Fused, LoraKernel::Fused),
+            (true, LoraBackward::Buffered, LoraKernel::Fused),
         ];
         let runs: Vec<_> = variants
             .into_iter()
-            .map(|(fused, backward)| {
-                let params = linear_params(&gpu, inp, out, lora, 50);
-                let mut mem = Memory::new(&gpu);
+            .map(|(fused, backward, pin)| {
+                let gpu: &Gpu = if pin.fused() { &fused_lora } else { &separate };
+                let x = upload(gpu, &[n, inp], &random(n * inp, 40));
+                let dy_act = upload(gpu, &[n, out], &random(n * out, 41));
+                let gate: Vec<f32> = random(n * out, 42).iter().map(|v| 4.0 * v).collect();
+                let gate = upload(gpu, &[n, out], &gate);
+                let seed = Seed::new(gpu, 77);
+                let params = linear_params(gpu, inp, out, lora, 50);
+                let mut mem = Memory::new(gpu);
                 let layer = if lora {
                     Linear::lora(&mut mem, &params, 0, 1, 2, n, 2.0, p, 3, backward).unwrap()
                 } else {
                     Linear::plain(0)
                 };
-                let z = |shape: &[usize]| Tensor::zeros(&gpu, shape, DType::F32).unwrap();
+                let z = |shape: &[usize]| Tensor::zeros(gpu, shape, DType::F32).unwrap();
                 let (u, act, dx, dg, du) = (
                     z(&[n, out]),
                     z(&[n, out]),
@@ -510,8 +521,8 @@ fn swiglu_in_a_linears_epilogues_equals_the_separate_op() {
                     z(&[n, inp]),
                     z(&[n, inp]),
                 );
-                let gate_in = upload(&gpu, &[n, inp], &random(n * inp, 43));
-                let up_in = upload(&gpu, &[n, inp], &random(n * inp, 44));
+                let gate_in = upload(gpu, &[n, inp], &random(n * inp, 43));
+                let up_in = upload(gpu, &[n, inp], &random(n * inp, 44));
                 let mut prog = Program::default();
                 let dropout = p > 0.0;
                 if fused {
@@ -520,7 +531,7 @@ fn swiglu_in_a_linears_epilogues_equals_the_separate_op() {
                         act: &act,
                     };
                     layer
-                        .forward_fused(&gpu, &params, &mut prog, &seed, &x, &u, dropout, forward)
+                        .forward_fused(gpu, &params, &mut prog, &seed, &x, &u, dropout, forward)
                         .unwrap();
                     let backward = Epilogue::SwiGluBackward {
                         gate: &gate_in,
@@ -530,22 +541,22 @@ fn swiglu_in_a_linears_epilogues_equals_the_separate_op() {
                     };
                     layer
                         .backward_fused(
-                            &gpu, &params, &mut prog, &seed, &x, &dy_act, &dx, false, backward,
+                            gpu, &params, &mut prog, &seed, &x, &dy_act, &dx, false, backward,
                         )
                         .unwrap();
                 } else {
                     layer
-                        .forward(&gpu, &params, &mut prog, &seed, &x, &u, dropout)
+                        .forward(gpu, &params, &mut prog, &seed, &x, &u, dropout)
                         .unwrap();
-                    prog.push("swiglu", [swiglu::forward(&gpu, &gate, &u, &act).unwrap()]);
+                    prog.push("swiglu", [swiglu::forward(gpu, &gate, &u, &act).unwrap()]);
                     layer
-                        .backward(&gpu, &params, &mut prog, &seed, &x, &dy_act, &dx, false)
+                        .backward(gpu, &params, &mut prog, &seed, &x, &dy_act, &dx, false)
                         .unwrap();
-                    let sep = swiglu::backward(&gpu, &gate_in, &up_in, &dx, &dg, &du).unwrap();
+                    let sep = swiglu::backward(gpu, &gate_in, &up_in, &dx, &dg, &du).unwrap();
                     prog.push("swiglu", [sep]);
                 }
-                run(&gpu, &program_dispatches(prog));
-                let read = |t: &Tensor| t.to_vec_f32(&gpu).unwrap();
+                run(gpu, &program_dispatches(prog));
+                let read = |t: &Tensor| t.to_vec_f32(gpu).unwrap();
                 let mut outputs = vec![read(&u), read(&act), read(&dg), read(&du)];
                 outputs.extend(params.iter().filter(|p| p.trainable).map(|p| read(&p.grad)));
                 outputs

@@ -28,8 +28,9 @@ struct Cli {
     command: Command,
     /// Pin kernel variants, e.g. `matmul=rows_16x8,attention=rows` (matmul: auto, rows_8x4,
     /// rows_16x8, rows_8x8, rows_sg_16x8 (needs subgroups), tiled; attention: auto, tiled,
-    /// rows). Every variant gives the same results; by default each product's variant is
-    /// measured once per adapter.
+    /// rows; lora: auto (separate), separate, fused: LoRA's products in the base product's
+    /// epilogue). Every matmul variant gives the same results, and fused LoRA the same up to
+    /// rounding; by default each product's variant is measured once per adapter.
     #[arg(long, global = true, value_name = "OP=VARIANT,...")]
     kernel: Option<String>,
     /// Choose `auto` kernels by a fixed rule (rows on software adapters, tiles on GPUs)

@@ -89,6 +89,44 @@ impl AttentionKernel {
     }
 }
 
+/// How a LoRA-wrapped linear runs its adapters' products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum LoraKernel {
+    /// Separate on every adapter for now: the only adapter measured (lavapipe) ran the
+    /// ReLoRA step about 9 % slower fused (BENCHMARKS.md, "Fewer dispatches").
+    #[default]
+    Auto,
+    /// Each product its own dispatch (`s · h Bᵀ` accumulated into y; `dh A` and dropout's
+    /// mask into dx).
+    Separate,
+    /// The products as a low-rank term in the base product's epilogue: 3 dispatches fewer
+    /// per wrapped linear and step under dropout, and no buffer for dropout'(dh A).
+    Fused,
+}
+
+impl LoraKernel {
+    pub const VARIANTS: [LoraKernel; 2] = [LoraKernel::Separate, LoraKernel::Fused];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LoraKernel::Auto => "auto",
+            LoraKernel::Separate => "separate",
+            LoraKernel::Fused => "fused",
+        }
+    }
+
+    /// Whether the products run fused (`Auto` resolved).
+    pub fn fused(self) -> bool {
+        self == LoraKernel::Fused
+    }
+}
+
+impl fmt::Display for LoraKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl fmt::Display for MatmulKernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -106,6 +144,7 @@ impl fmt::Display for AttentionKernel {
 pub struct KernelPins {
     pub matmul: MatmulKernel,
     pub attention: AttentionKernel,
+    pub lora: LoraKernel,
 }
 
 fn pick<T: Copy>(
@@ -150,9 +189,14 @@ impl FromStr for KernelPins {
                 "attention" => {
                     pins.attention = pick("attention", value.trim(), &all_a, AttentionKernel::name)?
                 }
+                "lora" => {
+                    let all = [LoraKernel::Auto, LoraKernel::Separate, LoraKernel::Fused];
+                    pins.lora = pick("lora", value.trim(), &all, LoraKernel::name)?
+                }
                 other => {
                     return Err(format!(
-                        "unknown op '{other}' in --kernel: the ops with variants are matmul and attention"
+                        "unknown op '{other}' in --kernel: the ops with variants are matmul, \
+                         attention and lora"
                     ))
                 }
             }
@@ -170,6 +214,12 @@ mod tests {
         let p: KernelPins = "matmul=rows_8x8, attention=rows".parse().unwrap();
         assert_eq!(p.matmul, MatmulKernel::Rows8x8);
         assert_eq!(p.attention, AttentionKernel::Rows);
+        let p: KernelPins = "lora=fused".parse().unwrap();
+        assert_eq!((p.lora, p.matmul), (LoraKernel::Fused, MatmulKernel::Auto));
+        assert!("lora=fast"
+            .parse::<KernelPins>()
+            .unwrap_err()
+            .contains("auto, separate, fused"));
         assert_eq!("".parse::<KernelPins>().unwrap(), KernelPins::default());
         let e = "matmul=fast".parse::<KernelPins>().unwrap_err();
         assert!(

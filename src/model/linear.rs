@@ -37,9 +37,12 @@ pub struct Lora {
     p: f32,
     stream: u32,
     backward: LoraBackward,
+    /// Whether the forward adds `s · h Bᵀ` in the base product's epilogue.
+    fused_forward: bool,
 }
 
-/// The backward a wrapped linear is planned with.
+/// The backward a wrapped linear is planned with (with separate LoRA products, the
+/// `--kernel lora=...` choice, `Fused` is planned as `Buffered`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoraBackward {
     /// None: an evaluation plan.
@@ -81,6 +84,13 @@ impl Linear {
     ) -> Result<Linear> {
         let (r, input) = (params[a].value.shape()[0], params[a].value.shape()[1]);
         let on = dropout > 0.0;
+        // The adapter's choice (`--kernel lora=...`): separate products plan every backward
+        // as Buffered.
+        let fused = mem.gpu().kernels().lora.fused();
+        let backward = match backward {
+            LoraBackward::Fused if !fused => LoraBackward::Buffered,
+            b => b,
+        };
         Ok(Linear {
             w,
             lora: Some(Lora {
@@ -106,6 +116,7 @@ impl Linear {
                 p: dropout,
                 stream,
                 backward,
+                fused_forward: fused,
             }),
         })
     }
@@ -161,6 +172,13 @@ impl Linear {
             "lora",
             mm(gpu, xd, &params[l.a].value, &l.h, MatmulSpec::nt())?,
         );
+        if !l.fused_forward {
+            prog.push("matmul", mm(gpu, x, w, y, MatmulSpec::nt())?);
+            let up = MatmulSpec::nt().scale(l.scale).accumulate();
+            let up = prepare_fused(gpu, &l.h, &params[l.b].value, y, up, epilogue)?;
+            prog.push("lora", up);
+            return Ok(());
+        }
         // y = x Wᵀ + s · h Bᵀ in one product.
         let up = LowRank {
             left: &l.h,

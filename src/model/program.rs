@@ -71,6 +71,11 @@ impl<'g> Memory<'g> {
         Ok(self.counted(t))
     }
 
+    /// The GPU it allocates on.
+    pub fn gpu(&self) -> &'g Gpu {
+        self.gpu
+    }
+
     /// Bytes allocated so far.
     pub fn bytes(&self) -> u64 {
         self.bytes

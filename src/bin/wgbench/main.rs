@@ -26,7 +26,8 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Pin kernel variants for the benchmarks that run the model (step, demo, svd), e.g.
-    /// `matmul=rows_16x8,attention=tiled`; `wgbench matmul` and `attention` run every variant.
+    /// `matmul=rows_16x8,attention=tiled,lora=fused`; `wgbench matmul` and `attention` run
+    /// every variant.
     #[arg(long, global = true, value_name = "OP=VARIANT,...")]
     kernel: Option<String>,
 }
@@ -202,9 +203,14 @@ fn print_adapter(gpu: &Gpu) {
     );
     let pins = gpu.kernels();
     println!(
-        "kernels: matmul {}, attention {}",
+        "kernels: matmul {}, attention {}, lora {}",
         pins.matmul,
-        wgtrain::ops::attention::kernel_for(gpu, 8)
+        wgtrain::ops::attention::kernel_for(gpu, 8),
+        if pins.lora.fused() {
+            "fused"
+        } else {
+            "separate"
+        }
     );
 }
 
